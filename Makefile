@@ -1,0 +1,47 @@
+# asrpool — the two commands in README's top (`make run`, `make test`) work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Reinstall when the dependency list changes.
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+PORT   ?= 8000
+WORKERS ?= 2
+
+.PHONY: run test lint unit integration system-deps install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+## make run: the embedded local pool (workers + router) on :$(PORT)
+run: install
+	$(BIN)/asrpool local --workers $(WORKERS) --port $(PORT)
+
+system-deps:
+	./scripts/ensure-system-packages.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: install
+	$(BIN)/python -m pytest tests/unit -q
+
+integration: install system-deps
+	$(BIN)/python -m pytest tests/integration -q
+
+## make test: the whole suite (lint, unit, integration)
+test: install system-deps lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,251 @@
+"""The ``asrpool`` command: one subcommand per component, flags over ``ASRPOOL_*`` variables.
+
+The flags are a contract users' scripts rely on: extend them, never break them.
+Each subcommand only turns flags into a settings object and hands it to the
+component's entry point; imports are lazy so ``asrpool transcribe`` does not
+load the Whisper engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from asrpool_router.settings import RouterSettings
+    from asrpool_worker.settings import WorkerSettings
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int, *aliases: str) -> int:
+    for key in (name, *aliases):
+        value = os.environ.get(key)
+        if value not in (None, ""):
+            return int(value)
+    return default
+
+
+def add_worker_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("worker")
+    g.add_argument(
+        "--model",
+        default=_env("ASRPOOL_MODEL"),
+        help="CTranslate2 Whisper model directory (default: bundled tiny.en)",
+    )
+    g.add_argument(
+        "--model-name",
+        default=_env("ASRPOOL_MODEL_NAME", "tiny.en"),
+        help="name clients send in the `model` field (default: tiny.en)",
+    )
+    g.add_argument("--device", choices=["cpu", "cuda"], default=_env("ASRPOOL_DEVICE", "cpu"))
+    g.add_argument(
+        "--compute-type",
+        default=_env("ASRPOOL_COMPUTE_TYPE"),
+        help="CTranslate2 compute type (default: int8 on CPU, float16 on GPU)",
+    )
+    g.add_argument("--cpu-threads", type=int, default=_env_int("ASRPOOL_CPU_THREADS", 0))
+    g.add_argument(
+        "--num-workers",
+        type=int,
+        default=_env_int("ASRPOOL_NUM_WORKERS", 2),
+        help="decodes the engine runs at once (default: 2)",
+    )
+    g.add_argument(
+        "--memory-budget-mb",
+        type=float,
+        default=_env_float("ASRPOOL_MEMORY_BUDGET_MB", 0.0),
+        help="refuse work (503 gpu_oom) past this memory estimate; 0 = no limit",
+    )
+    g.add_argument(
+        "--memory-per-request-mb",
+        type=float,
+        default=_env_float("ASRPOOL_MEMORY_PER_REQUEST_MB", 64.0),
+    )
+    g.add_argument(
+        "--memory-per-audio-second-mb",
+        type=float,
+        default=_env_float("ASRPOOL_MEMORY_PER_AUDIO_SECOND_MB", 2.0),
+    )
+    g.add_argument("--max-upload-mb", type=float, default=_env_float("ASRPOOL_MAX_UPLOAD_MB", 25.0))
+    g.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=_env_float("ASRPOOL_DRAIN_TIMEOUT", 30.0),
+        help="seconds SIGTERM waits for requests in flight",
+    )
+
+
+def worker_settings(args: argparse.Namespace, *, host: str, port: int) -> WorkerSettings:
+    from asrpool_worker.settings import WorkerSettings
+
+    return WorkerSettings(
+        host=host,
+        port=port,
+        model_dir=args.model,
+        model_name=args.model_name,
+        device=args.device,
+        compute_type=args.compute_type,
+        cpu_threads=args.cpu_threads,
+        num_workers=args.num_workers,
+        memory_budget_mb=args.memory_budget_mb,
+        memory_per_request_mb=args.memory_per_request_mb,
+        memory_per_audio_second_mb=args.memory_per_audio_second_mb,
+        max_upload_mb=args.max_upload_mb,
+        drain_timeout_s=args.drain_timeout,
+    )
+
+
+def add_router_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("router")
+    g.add_argument(
+        "--no-auth", action="store_true", help="serve without API keys (only on a trusted machine)"
+    )
+    g.add_argument(
+        "--api-keys-file",
+        default=_env("ASRPOOL_API_KEYS_FILE"),
+        help="file with one API key per line (also: ASRPOOL_API_KEYS=k1,k2)",
+    )
+    g.add_argument(
+        "--per-pod",
+        type=int,
+        default=_env_int("ASRPOOL_PER_POD", 2, "ASR_MAX_CONCURRENT"),
+        help="requests one worker runs at once (ASR_MAX_CONCURRENT is honoured too)",
+    )
+    g.add_argument("--max-queue", type=int, default=_env_int("ASRPOOL_MAX_QUEUE", 64))
+    g.add_argument(
+        "--queue-timeout", type=float, default=_env_float("ASRPOOL_QUEUE_TIMEOUT", 120.0)
+    )
+    g.add_argument(
+        "--max-attempts", type=int, default=_env_int("ASRPOOL_MAX_ATTEMPTS", 4, "ASR_MAX_RETRIES")
+    )
+    g.add_argument(
+        "--request-timeout",
+        type=float,
+        default=_env_float("ASRPOOL_REQUEST_TIMEOUT", _env_float("ASR_REQUEST_TIMEOUT", 300.0)),
+        help="longest one attempt may take; shorter audio gets a shorter timeout",
+    )
+    g.add_argument(
+        "--attempt-timeout-base",
+        type=float,
+        default=_env_float("ASRPOOL_ATTEMPT_TIMEOUT_BASE", 30.0),
+        help="every attempt may take this long plus one second per second of audio",
+    )
+    g.add_argument(
+        "--health-interval",
+        type=float,
+        default=_env_float("ASRPOOL_HEALTH_INTERVAL", 2.0),
+        help="seconds between health checks of each backend",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asrpool", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default=_env("ASRPOOL_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    w = sub.add_parser("worker", help="run one Whisper worker (what each GPU pod runs)")
+    w.add_argument("--host", default=_env("ASRPOOL_HOST", "127.0.0.1"))
+    w.add_argument("--port", type=int, default=_env_int("ASRPOOL_PORT", 9000))
+    add_worker_options(w)
+
+    r = sub.add_parser(
+        "router", help="run the router in front of OpenAI-compatible Whisper servers"
+    )
+    r.add_argument("--host", default=_env("ASRPOOL_HOST", "127.0.0.1"))
+    r.add_argument("--port", type=int, default=_env_int("ASRPOOL_PORT", 8000))
+    r.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a worker's base URL; repeat for several",
+    )
+    add_router_options(r)
+
+    loc = sub.add_parser("local", help="run N workers and a router on this machine")
+    loc.add_argument("--workers", type=int, default=2)
+    loc.add_argument("--host", default="127.0.0.1")
+    loc.add_argument("--port", type=int, default=8000)
+    add_router_options(loc)
+    add_worker_options(loc)
+
+    t = sub.add_parser("transcribe", help="transcribe files through a router")
+    t.add_argument("files", nargs="+")
+    t.add_argument("--url", default=_env("ASRPOOL_URL", "http://127.0.0.1:8000"))
+    t.add_argument("--api-key", default=_env("ASRPOOL_API_KEY") or _env("OPENAI_API_KEY"))
+    t.add_argument("--model", default="whisper-1")
+    t.add_argument("--language")
+    t.add_argument(
+        "--format", default="text", choices=["json", "text", "srt", "vtt", "verbose_json"]
+    )
+    t.add_argument("--no-progress", action="store_true")
+
+    st = sub.add_parser("status", help="print the pools and pods of a router (from /stats)")
+    st.add_argument("--url", default=_env("ASRPOOL_URL", "http://127.0.0.1:8000"))
+    st.add_argument("--api-key", default=_env("ASRPOOL_API_KEY") or _env("OPENAI_API_KEY"))
+    st.add_argument("--json", action="store_true", help="print /stats as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "worker":
+        from asrpool_worker.server import serve
+
+        serve(worker_settings(args, host=args.host, port=args.port))
+        return 0
+    if args.command == "router":
+        from asrpool_router.server import serve as serve_router
+
+        if not args.backend:
+            print("asrpool router: give at least one --backend URL", file=sys.stderr)
+            return 2
+        serve_router(router_settings(args, backends=args.backend))
+        return 0
+    if args.command == "local":
+        from .local import run_local
+
+        return run_local(args)
+    if args.command == "transcribe":
+        from .client import transcribe_files
+
+        return transcribe_files(args)
+    if args.command == "status":
+        from .status import print_status
+
+        return print_status(args)
+    raise AssertionError(args.command)  # argparse refuses unknown commands first
+
+
+def router_settings(args: argparse.Namespace, *, backends: list[str]) -> RouterSettings:
+    from asrpool_router.settings import RouterSettings, load_api_keys
+
+    return RouterSettings(
+        host=args.host,
+        port=args.port,
+        backends=tuple(backends),
+        api_keys=() if args.no_auth else load_api_keys(args.api_keys_file),
+        auth=not args.no_auth,
+        per_pod=args.per_pod,
+        max_queue=args.max_queue,
+        queue_timeout_s=args.queue_timeout,
+        max_attempts=args.max_attempts,
+        request_timeout_s=args.request_timeout,
+        attempt_timeout_base_s=args.attempt_timeout_base,
+        health_interval_s=args.health_interval,
+    )

@@ -1,0 +1,167 @@
+"""``asrpool local``: the whole pool on one machine, no Kubernetes.
+
+Starts N worker processes on free 127.0.0.1 ports, waits until each is ready,
+then runs the router in this process in front of them and prints its URL (and
+the API key it generated, unless ``--no-auth``). A worker that dies is started
+again on its port, as a Deployment would; Ctrl-C (or SIGTERM) stops the router,
+then drains and stops every worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+
+log = logging.getLogger("asrpool.local")
+
+# Worker flags passed on unchanged from `asrpool local` to every worker.
+_WORKER_FLAGS = {
+    "model": "--model",
+    "model_name": "--model-name",
+    "device": "--device",
+    "compute_type": "--compute-type",
+    "num_workers": "--num-workers",
+    "memory_budget_mb": "--memory-budget-mb",
+    "memory_per_request_mb": "--memory-per-request-mb",
+    "memory_per_audio_second_mb": "--memory-per-audio-second-mb",
+    "max_upload_mb": "--max-upload-mb",
+    "drain_timeout": "--drain-timeout",
+}
+
+
+def worker_flags(args: argparse.Namespace, workers: int) -> list[str]:
+    flags: list[str] = []
+    for attr, flag in _WORKER_FLAGS.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            flags += [flag, str(value)]
+    # N engines on a few cores: share the cores instead of each taking them all.
+    threads = args.cpu_threads or max(1, (os.cpu_count() or 1) // workers)
+    return [*flags, "--cpu-threads", str(threads)]
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class WorkerProcess:
+    def __init__(self, index: int, host: str, port: int, flags: list[str]) -> None:
+        self.index = index
+        self.url = f"http://{host}:{port}"
+        self._argv = [
+            sys.executable,
+            "-m",
+            "asrpool",
+            "worker",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            *flags,
+        ]
+        self.proc = self._start()
+        self.restarts = 0
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        # Own process group: the terminal's Ctrl-C reaches us, and we drain workers in order.
+        return subprocess.Popen(self._argv, start_new_session=True)
+
+    def restart_if_dead(self) -> None:
+        if self.proc.poll() is not None:
+            self.restarts += 1
+            log.warning(
+                "worker %d exited with %s; starting it again", self.index, self.proc.returncode
+            )
+            self.proc = self._start()
+
+    def stop(self, grace_s: float) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+        try:
+            self.proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _wait_ready(workers: list[WorkerProcess], timeout_s: float) -> None:
+    pending = {w.url: w for w in workers}
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        for url, w in list(pending.items()):
+            if w.proc.poll() is not None:
+                raise SystemExit(f"asrpool local: worker {w.index} exited with {w.proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    del pending[url]
+        time.sleep(0.2)
+    if pending:
+        raise SystemExit(
+            f"asrpool local: workers not ready after {timeout_s:.0f}s: {sorted(pending)}"
+        )
+
+
+def _supervise(workers: list[WorkerProcess], stopping: threading.Event) -> None:
+    while not stopping.wait(1.0):
+        for w in workers:
+            if not stopping.is_set():
+                w.restart_if_dead()
+
+
+def run_local(args: argparse.Namespace) -> int:
+    from asrpool_router.server import serve
+
+    from asrpool.cli import router_settings
+
+    if args.workers < 1:
+        print("asrpool local: --workers must be at least 1", file=sys.stderr)
+        return 2
+    api_key = None
+    if not args.no_auth and not os.environ.get("ASRPOOL_API_KEYS") and not args.api_keys_file:
+        api_key = "asrp-" + secrets.token_urlsafe(24)
+        os.environ["ASRPOOL_API_KEYS"] = api_key
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM during start-up: still stop the workers we started
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    flags = worker_flags(args, args.workers)
+    workers = [
+        WorkerProcess(i, args.host, _free_port(args.host), flags) for i in range(args.workers)
+    ]
+    stopping = threading.Event()
+    try:
+        _wait_ready(workers, timeout_s=300)
+        supervisor = threading.Thread(target=_supervise, args=(workers, stopping), daemon=True)
+        supervisor.start()
+        url = f"http://{args.host}:{args.port}"
+        print(f"asrpool local: {len(workers)} workers ready; router on {url}", flush=True)
+        print(f"  OpenAI base_url: {url}/v1", flush=True)
+        if api_key:
+            # Printed once, for the person who started the pool; never written to the log.
+            print(f"  API key: {api_key}", flush=True)
+        elif args.no_auth:
+            print("  auth: off (--no-auth)", flush=True)
+        print("  Ctrl-C stops everything.", flush=True)
+        serve(router_settings(args, backends=[w.url for w in workers]))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stopping.set()
+        for w in workers:
+            w.stop(grace_s=args.drain_timeout)
+    return 0

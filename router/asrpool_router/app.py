@@ -1,0 +1,209 @@
+"""The router's HTTP surface: OpenAI audio routes, models, stats, health, metrics.
+
+``create_app(settings)`` wires the parts (pools, discovery, HTTP client to the
+pods, metrics registry, auth) and nothing else holds state. A request's trip:
+auth → read the upload once (spooled to disk when large) → pick the pool by
+``model`` → ``dispatch.forward`` (slot, attempt, retry) → relay the pod's answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.datastructures import UploadFile
+
+from asrpool.http_errors import install_error_handlers
+from asrpool.wire import AsrpoolError, ErrorCode
+
+from .auth import ApiKeyAuth
+from .discovery import StaticDiscovery
+from .dispatch import Job, Timeouts, forward
+from .logic.audio_estimate import estimate_audio_seconds
+from .logic.pool import PoolPolicy
+from .logic.request import Priority
+from .logic.stats import merge
+from .metrics import RouterMetrics
+from .pools import PoolRegistry
+from .settings import RouterSettings
+from .transport import BufferedUpload
+
+log = logging.getLogger(__name__)
+
+_PRIORITY_HEADER = "x-asrpool-priority"
+_PRIORITIES = {"interactive": Priority.INTERACTIVE, "batch": Priority.BATCH}
+
+
+def policy_from(settings: RouterSettings) -> PoolPolicy:
+    return PoolPolicy(
+        per_pod=settings.per_pod,
+        max_queue=settings.max_queue,
+        queue_timeout_s=settings.queue_timeout_s,
+        max_attempts=settings.max_attempts,
+    )
+
+
+class RouterState:
+    def __init__(self, settings: RouterSettings, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.metrics = RouterMetrics(registry)
+        self.rng = random.Random()
+        self.pools = PoolRegistry(lambda model: policy_from(settings), self.metrics, self.rng)
+        self.metrics.watch_pools(lambda: [r.pool.snapshot() for r in self.pools.runners()])
+        # Pods get many concurrent requests; keep connections to them alive and reused.
+        self.client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        )
+        self.discovery = StaticDiscovery(
+            settings.backends, self.pools, self.client, settings.health_interval_s
+        )
+        self.timeouts = Timeouts(settings.attempt_timeout_base_s, settings.request_timeout_s)
+
+
+def create_app(settings: RouterSettings, registry: CollectorRegistry | None = None) -> FastAPI:
+    state = RouterState(settings, registry or CollectorRegistry())
+    auth = ApiKeyAuth(settings.auth, settings.api_keys)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.discovery.start()
+        yield
+        await state.discovery.stop()
+        await state.client.aclose()
+
+    app = FastAPI(title="asrpool router", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.router = state
+    install_error_handlers(app)
+    api = [Depends(auth)]
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ready = state.pools.any_ready()
+        return JSONResponse(
+            {"status": "ready" if ready else "no_ready_pods"}, status_code=200 if ready else 503
+        )
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models", dependencies=api)
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [_model_card(r.model) for r in state.pools.runners()]}
+
+    @app.get("/v1/models/{model}", dependencies=api)
+    async def model(model: str) -> dict[str, Any]:
+        return _model_card(state.pools.resolve(model).model)
+
+    @app.get("/stats", dependencies=api)
+    async def stats() -> dict[str, Any]:
+        pools = [r.snapshot() for r in state.pools.runners()]
+        total = merge([r.stats for r in state.pools.runners()])
+        return {
+            **total.view(
+                max_concurrent=sum(int(p["max_concurrent"]) for p in pools),  # type: ignore[call-overload]
+                active_tasks=sum(int(p["active_tasks"]) for p in pools),  # type: ignore[call-overload]
+            ),
+            "queue_depth": sum(int(p["queue_depth"]) for p in pools),  # type: ignore[call-overload]
+            "pools": pools,
+        }
+
+    @app.post("/v1/audio/transcriptions", dependencies=api)
+    async def transcriptions(request: Request) -> Response:
+        return await _relay(request, state, "/v1/audio/transcriptions")
+
+    @app.post("/v1/audio/translations", dependencies=api)
+    async def translations(request: Request) -> Response:
+        return await _relay(request, state, "/v1/audio/translations")
+
+    return app
+
+
+def _model_card(model: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": "asrpool"}
+
+
+async def _relay(request: Request, state: RouterState, path: str) -> Response:
+    code, pool_label = "ok", "unknown"
+    try:
+        job, model = await _read_job(request, state, path)
+        try:
+            runner = state.pools.resolve(model)
+            pool_label = runner.model
+            ok = False
+            try:
+                answer = await forward(runner, job, state.client, state.timeouts, state.rng)
+                ok = True
+            finally:
+                runner.stats.finished(ok=ok)
+        finally:
+            job.upload.file.close()  # the spooled copy of the upload
+        return Response(answer.content, status_code=answer.status, media_type=answer.content_type)
+    except AsrpoolError as exc:
+        code = exc.code.value
+        raise
+    finally:
+        state.metrics.requests.labels(pool_label, code).inc()
+
+
+async def _read_job(request: Request, state: RouterState, path: str) -> tuple[Job, str | None]:
+    limit = int(state.settings.max_upload_mb * 2**20)
+    if int(request.headers.get("content-length") or 0) > limit + 64 * 1024:
+        raise _too_large(state.settings)
+    try:
+        # The form parser spools files past 1 MiB to disk: retries never ask the client again.
+        form = await request.form(max_files=1, max_fields=32)
+    except Exception as exc:
+        raise AsrpoolError(
+            ErrorCode.INVALID_REQUEST,
+            "Send the audio as multipart/form-data with a 'file' field.",
+            param="file",
+        ) from exc
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise AsrpoolError(
+            ErrorCode.INVALID_REQUEST, "The 'file' field with the audio is missing.", param="file"
+        )
+    size = upload.size if upload.size is not None else 0
+    if size > limit:
+        raise _too_large(state.settings)
+    head = await upload.read(4096)
+    await upload.seek(0)
+    fields = [(k, str(v)) for k, v in form.multi_items() if k != "file"]
+    priority = _PRIORITIES.get(
+        request.headers.get(_PRIORITY_HEADER, "").lower(), Priority.INTERACTIVE
+    )
+    job = Job(
+        path=path,
+        upload=BufferedUpload(
+            filename=upload.filename or "audio",
+            content_type=upload.content_type or "application/octet-stream",
+            file=upload.file,
+            size=size,
+            fields=fields,
+        ),
+        audio_seconds=estimate_audio_seconds(head, size),
+        priority=priority,
+    )
+    model = next((v for k, v in fields if k == "model"), None)
+    return job, model
+
+
+def _too_large(settings: RouterSettings) -> AsrpoolError:
+    return AsrpoolError(
+        ErrorCode.FILE_TOO_LARGE,
+        f"The audio file is larger than {settings.max_upload_mb:g} MB. "
+        "Send a shorter recording or split it into parts.",
+        param="file",
+    )

@@ -1,0 +1,23 @@
+"""The router's decision core: pure functions and plain dataclasses, no I/O.
+
+The asyncio shell (routes, worker transport, discovery) gathers inputs, calls in here and
+carries out the answer. Nothing in this package imports an event loop, an HTTP library,
+a clock or a random source: time arrives as ``now: float`` and randomness as an injected
+``Rng`` (``rng.py``), so every decision is reproducible in a table-driven test.
+
+Layout, one concept per module::
+
+    pool.py        the facade the shell calls: admission, slots, grants to waiters
+    pods.py        per-pod state (readiness, slots in flight, budget, breaker) and the store
+    request.py     what is known about one request: size, priority class, pods to avoid
+    scheduling.py  the plugin interfaces: Filter, Scorer, Picker
+    scheduler.py   filter → score → pick, and the default pipeline
+    plugins/       one scheduling strategy per file
+    budget.py      adaptive per-pod concurrency (AIMD on GPU out-of-memory)
+    breaker.py     per-pod circuit breaker (eject, cool down, probe)
+    queueing.py    bounded priority wait queue with deadlines
+    retry_after.py how long a rejected client should wait
+    errors.py      an attempt's answer → outcome kind (OOM, unreachable, …) and error code
+    retry.py       outcome → retry elsewhere now, back off, or give up
+    rng.py         the randomness seam
+"""

@@ -1,0 +1,227 @@
+"""Classify one attempt's answer from a worker into an outcome kind.
+
+The transport shell turns whatever happened on the wire (an HTTP answer, an httpx
+exception) into a plain ``AttemptResult`` and calls ``classify``. ``Pool.release`` feeds
+the kind to the pod's budget and breaker; ``retry.decide`` turns it into retry, back off
+or give up. Low-level failures are mapped here, once.
+
+The outcome tree::
+
+    Outcome
+    ├── OK                  2xx: the transcript came back
+    ├── CANCELLED           our client went away; says nothing about the pod
+    ├── transient: another pod, or the same pod later, may succeed
+    │   ├── OOM             GPU out of memory (our gpu_oom code, PyTorch, CTranslate2,
+    │   │                   Xinference texts)          → final code gpu_oom
+    │   ├── UNREACHABLE     refused, reset, closed, pod killed, 502
+    │   │                                              → service_unavailable
+    │   ├── TIMEOUT         read/write timeout, 504, 408 → timeout
+    │   ├── OVERLOADED      503, 429, the worker's queue full or timed out
+    │   │                                              → service_unavailable
+    │   ├── MODEL_LOAD_FAILED  the pod could not load its model → model_load_failed
+    │   └── SERVER_ERROR    any other 5xx, or the worker refusing us (401/403/404:
+    │                       a configuration fault of ours, not the user's)
+    │                                              → internal_error
+    └── PERMANENT           the user's input is bad (invalid_audio, file_too_large,
+                            invalid_request); never retried; carries its code
+
+Precedence: transport error, then 2xx, then an explicit error code (header
+``x-asrpool-error-code``, then an OpenAI-shaped JSON body), then well-known texts, then
+the HTTP status. A generic ``internal_error`` code does not hide a more specific text
+(a worker that failed to recognise its own OOM still says "out of memory").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from asrpool.wire import ERRORS, ErrorCode, parse_error
+
+
+class OutcomeKind(StrEnum):
+    """What one attempt on one pod came to."""
+
+    OK = "ok"
+    OOM = "oom"
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    OVERLOADED = "overloaded"
+    MODEL_LOAD_FAILED = "model_load_failed"
+    SERVER_ERROR = "server_error"
+    PERMANENT = "permanent"
+    CANCELLED = "cancelled"
+
+
+# The code the user gets when the last attempt ended this way (PERMANENT carries its own).
+_FINAL_CODE: dict[OutcomeKind, ErrorCode] = {
+    OutcomeKind.OOM: ErrorCode.GPU_OOM,
+    OutcomeKind.UNREACHABLE: ErrorCode.SERVICE_UNAVAILABLE,
+    OutcomeKind.TIMEOUT: ErrorCode.TIMEOUT,
+    OutcomeKind.OVERLOADED: ErrorCode.SERVICE_UNAVAILABLE,
+    OutcomeKind.MODEL_LOAD_FAILED: ErrorCode.MODEL_LOAD_FAILED,
+    OutcomeKind.SERVER_ERROR: ErrorCode.INTERNAL_ERROR,
+    OutcomeKind.PERMANENT: ErrorCode.INVALID_REQUEST,
+}
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What the transport saw, as plain data.
+
+    ``transport_error`` names a failure that left no HTTP answer. The shell uses this
+    vocabulary: ``connect``, ``connect_timeout``, ``read_timeout``, ``write_timeout``,
+    ``pool_timeout``, ``reset``, ``closed``, ``protocol``; unknown names count as
+    unreachable (``timeout`` in the name counts as a timeout).
+    """
+
+    status: int | None = None
+    error_code_header: str | None = None
+    body_text: str = ""
+    transport_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A classified attempt. ``code`` is what the user gets if no retry follows."""
+
+    kind: OutcomeKind
+    code: ErrorCode | None = None
+
+    @classmethod
+    def of(cls, kind: OutcomeKind, code: ErrorCode | None = None) -> Outcome:
+        """An outcome with the kind's final code filled in (``code`` wins if given)."""
+        if kind in (OutcomeKind.OK, OutcomeKind.CANCELLED):
+            return cls(kind, None)
+        return cls(kind, code if code is not None else _FINAL_CODE[kind])
+
+    @property
+    def transient(self) -> bool:
+        """True when another attempt could succeed."""
+        return self.kind not in (OutcomeKind.OK, OutcomeKind.PERMANENT, OutcomeKind.CANCELLED)
+
+
+# Codes our worker (or another asrpool router) may send, and what each means here.
+_CODE_KIND: dict[ErrorCode, OutcomeKind] = {
+    ErrorCode.GPU_OOM: OutcomeKind.OOM,
+    ErrorCode.MODEL_LOAD_FAILED: OutcomeKind.MODEL_LOAD_FAILED,
+    ErrorCode.SERVICE_UNAVAILABLE: OutcomeKind.OVERLOADED,
+    ErrorCode.QUEUE_FULL: OutcomeKind.OVERLOADED,
+    # The worker's own queue timed out: it is busy, another pod may not be.
+    ErrorCode.QUEUE_TIMEOUT: OutcomeKind.OVERLOADED,
+    ErrorCode.TIMEOUT: OutcomeKind.TIMEOUT,
+    ErrorCode.INTERNAL_ERROR: OutcomeKind.SERVER_ERROR,
+    ErrorCode.INVALID_AUDIO: OutcomeKind.PERMANENT,
+    ErrorCode.INVALID_REQUEST: OutcomeKind.PERMANENT,
+    ErrorCode.FILE_TOO_LARGE: OutcomeKind.PERMANENT,
+    # The router checked the key and the model before sending: if the worker still
+    # refuses, our configuration is wrong, not the user's request.
+    ErrorCode.UNAUTHORIZED: OutcomeKind.SERVER_ERROR,
+    ErrorCode.MODEL_NOT_FOUND: OutcomeKind.SERVER_ERROR,
+    ErrorCode.NOT_FOUND: OutcomeKind.SERVER_ERROR,
+}
+
+# Out-of-memory as the engines word it. One "out of memory" covers PyTorch ("CUDA out of
+# memory. Tried to allocate…"), CTranslate2 ("CUDA failed with error out of memory") and
+# Xinference ("Model actor is out of memory"); the rest are allocator status names.
+_OOM_TEXT = re.compile(
+    r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation"
+    r"|\bOOM when allocating",
+    re.IGNORECASE,
+)
+_MODEL_LOAD_TEXT = re.compile(
+    r"(failed|unable|could not|couldn't) to load (the )?model|model (load|loading) failed"
+    r"|error loading model",
+    re.IGNORECASE,
+)
+_BAD_AUDIO_TEXT = re.compile(
+    r"invalid audio|(could not|failed to|unable to) decode|not (a )?valid audio"
+    r"|unsupported (audio|file|media|format)",
+    re.IGNORECASE,
+)
+
+
+def classify(result: AttemptResult) -> Outcome:
+    """The outcome of one attempt (see the module docstring for the rules)."""
+    if result.transport_error is not None:
+        return Outcome.of(_transport_kind(result.transport_error))
+    status = result.status
+    if status is None:
+        # No answer and no named failure: treat as the pod having gone away.
+        return Outcome.of(OutcomeKind.UNREACHABLE)
+    if 200 <= status < 300:
+        return Outcome.of(OutcomeKind.OK)
+
+    code = _code_from_header(result.error_code_header) or _code_from_body(result.body_text)
+    if code is not None and code is not ErrorCode.INTERNAL_ERROR:
+        kind = _CODE_KIND.get(code) or _kind_of_new_code(code)
+        return Outcome.of(kind, code if kind is OutcomeKind.PERMANENT else None)
+
+    text = result.body_text
+    if _OOM_TEXT.search(text):
+        return Outcome.of(OutcomeKind.OOM)
+    if _MODEL_LOAD_TEXT.search(text):
+        return Outcome.of(OutcomeKind.MODEL_LOAD_FAILED)
+    if code is ErrorCode.INTERNAL_ERROR:
+        return Outcome.of(OutcomeKind.SERVER_ERROR)
+    return _from_status(status, text)
+
+
+def _kind_of_new_code(code: ErrorCode) -> OutcomeKind:
+    # A code added to the wire contract after this table was written: trust its catalogue.
+    return OutcomeKind.SERVER_ERROR if ERRORS[code].transient else OutcomeKind.PERMANENT
+
+
+def _transport_kind(name: str) -> OutcomeKind:
+    name = name.lower()
+    if name.startswith("connect"):
+        # Nothing reached the worker, even on a connect timeout: the pod is unreachable.
+        return OutcomeKind.UNREACHABLE
+    if "timeout" in name:
+        return OutcomeKind.TIMEOUT
+    return OutcomeKind.UNREACHABLE
+
+
+def _code_from_header(value: str | None) -> ErrorCode | None:
+    if not value:
+        return None
+    try:
+        return ErrorCode(value.strip().lower())
+    except ValueError:
+        return None
+
+
+def _code_from_body(text: str) -> ErrorCode | None:
+    # Only OpenAI-shaped bodies carry a code; anything else is matched as text.
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    code, _message = parse_error(body)
+    return code
+
+
+def _from_status(status: int, text: str) -> Outcome:
+    if status == 413:
+        return Outcome.of(OutcomeKind.PERMANENT, ErrorCode.FILE_TOO_LARGE)
+    if status == 415:
+        return Outcome.of(OutcomeKind.PERMANENT, ErrorCode.INVALID_AUDIO)
+    if status in (408, 504):
+        return Outcome.of(OutcomeKind.TIMEOUT)
+    if status in (429, 503):
+        return Outcome.of(OutcomeKind.OVERLOADED)
+    if status == 502:
+        # A proxy in front of the worker could not reach it.
+        return Outcome.of(OutcomeKind.UNREACHABLE)
+    if status in (401, 403, 404) or status >= 500:
+        return Outcome.of(OutcomeKind.SERVER_ERROR)
+    if 400 <= status < 500:
+        if _BAD_AUDIO_TEXT.search(text):
+            return Outcome.of(OutcomeKind.PERMANENT, ErrorCode.INVALID_AUDIO)
+        return Outcome.of(OutcomeKind.PERMANENT, ErrorCode.INVALID_REQUEST)
+    # 1xx/3xx are not answers a worker gives to a transcription: treat as a server fault.
+    return Outcome.of(OutcomeKind.SERVER_ERROR)

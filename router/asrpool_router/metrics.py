@@ -1,0 +1,89 @@
+"""The router's Prometheus metrics, on a registry the app is given (never the global one).
+
+Counters and histograms are updated where things happen; pool state (queue
+depth, budgets) is read from the pools at scrape time by a collector, so it can
+never drift from the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class RouterMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "asrpool_router_requests",
+            "Client requests by pool and final code.",
+            ["pool", "code"],
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "asrpool_router_queue_wait_seconds",
+            "Time a request waited for a slot.",
+            ["pool"],
+            registry=registry,
+            buckets=(0, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+        )
+        self.in_flight = Gauge(
+            "asrpool_router_in_flight",
+            "Attempts running on each pod.",
+            ["pool", "pod"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "asrpool_router_retries",
+            "Attempts retried, by the failed attempt's reason and how (failover or backoff).",
+            ["pool", "reason", "how"],
+            registry=registry,
+        )
+        self.oom = Counter(
+            "asrpool_router_oom",
+            "Out-of-memory answers from pods.",
+            ["pool", "pod"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "asrpool_router_request_seconds",
+            "End-to-end latency of successful requests.",
+            ["pool"],
+            registry=registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+        )
+
+    def watch_pools(self, snapshots: Callable[[], Iterable[dict[str, Any]]]) -> None:
+        self.registry.register(_PoolCollector(snapshots))
+
+
+class _PoolCollector(Collector):
+    def __init__(self, snapshots: Callable[[], Iterable[dict[str, Any]]]) -> None:
+        self._snapshots = snapshots
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = GaugeMetricFamily(
+            "asrpool_router_queue_depth", "Requests waiting.", labels=["pool"]
+        )
+        budget = GaugeMetricFamily(
+            "asrpool_router_pod_budget",
+            "Concurrent requests each pod may take now.",
+            labels=["pool", "pod"],
+        )
+        ejected = GaugeMetricFamily(
+            "asrpool_router_pod_ejected",
+            "1 while a pod is ejected by its circuit breaker.",
+            labels=["pool", "pod"],
+        )
+        for snap in self._snapshots():
+            depth.add_metric([snap["model"]], snap["queue_depth"])
+            for pod in snap["pods"]:
+                budget.add_metric([snap["model"], pod["id"]], pod["budget"])
+                ejected.add_metric([snap["model"], pod["id"]], 1.0 if pod["ejected"] else 0.0)
+        yield depth
+        yield budget
+        yield ejected

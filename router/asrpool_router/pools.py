@@ -1,0 +1,66 @@
+"""The pools the router serves, by model name, and how a request's ``model`` picks one.
+
+``whisper-1`` (what OpenAI clients send by default) and an empty field go to
+the default pool; any other name must be a pool's model, or the client gets
+404 ``model_not_found``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from asrpool.wire import AsrpoolError, ErrorCode
+
+from .dispatch import PoolRunner
+from .logic.pool import Pool, PoolPolicy
+from .metrics import RouterMetrics
+
+OPENAI_DEFAULT_MODEL = "whisper-1"
+
+
+class PoolRegistry:
+    def __init__(
+        self,
+        policy_for: Callable[[str], PoolPolicy],
+        metrics: RouterMetrics,
+        rng: random.Random,
+        default_model: str | None = None,
+    ) -> None:
+        self._policy_for = policy_for
+        self._metrics = metrics
+        self._rng = rng
+        self._runners: dict[str, PoolRunner] = {}
+        self.default_model = default_model
+
+    def ensure(self, model: str) -> PoolRunner:
+        runner = self._runners.get(model)
+        if runner is None:
+            runner = PoolRunner(Pool(model, self._policy_for(model), rng=self._rng), self._metrics)
+            self._runners[model] = runner
+            if self.default_model is None:
+                self.default_model = model
+        return runner
+
+    def resolve(self, model: str | None) -> PoolRunner:
+        name = (model or "").strip()
+        if name in ("", OPENAI_DEFAULT_MODEL) and self.default_model in self._runners:
+            return self._runners[self.default_model]
+        runner = self._runners.get(name)
+        if runner is None:
+            served = ", ".join(sorted(self._runners)) or "none yet"
+            raise AsrpoolError(
+                ErrorCode.MODEL_NOT_FOUND,
+                f"Model '{name}' is not served here. Models: {served} (whisper-1: the default).",
+                param="model",
+            )
+        return runner
+
+    def runners(self) -> list[PoolRunner]:
+        return list(self._runners.values())
+
+    def any_ready(self) -> bool:
+        """Some pod of some pool takes work now."""
+        return any(
+            p["accepting"] for r in self._runners.values() for p in r.pool.snapshot()["pods"]
+        )

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests need (speech synthesis), when they are missing.
+# Called by `make test`; safe to run again (does nothing when all are present).
+set -euo pipefail
+
+need=()
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+command -v sox >/dev/null 2>&1 || need+=(sox)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "missing packages: ${need[*]} (run as root, or: apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+else
+  SUDO=
+fi
+echo "installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get install -y -q "${need[@]}" >/dev/null 2>&1 || {
+  $SUDO apt-get update -q >/dev/null
+  $SUDO apt-get install -y -q "${need[@]}" >/dev/null
+}

@@ -1,0 +1,127 @@
+"""Real asrpool processes on 127.0.0.1 for integration tests: start, wait ready, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """One ``asrpool …`` subprocess whose output goes to a log file (read it on failure)."""
+
+    def __init__(
+        self,
+        args: list[str],
+        port: int,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        module: str = "asrpool",
+    ):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 90.0, path: str = "/readyz") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"process exited with {self.proc.returncode}:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + path, timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.url} not ready after {timeout}s:\n{self.log()}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a SIGSTOPped process cannot handle SIGTERM
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+
+# Two cores on CI: each worker decodes on one thread, one decode at a time.
+LEAN_WORKER = ["--cpu-threads", "1", "--num-workers", "1"]
+
+
+@contextlib.contextmanager
+def worker(tmp: Path, *extra: str, name: str = "worker") -> Iterator[ServerProcess]:
+    port = free_port()
+    proc = ServerProcess(
+        ["worker", "--port", str(port), *LEAN_WORKER, *extra], port, tmp / f"{name}.log"
+    )
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@contextlib.contextmanager
+def workers(tmp: Path, n: int, *extra: str) -> Iterator[list[ServerProcess]]:
+    """``n`` workers started together (they load the model in parallel)."""
+    procs = []
+    try:
+        for i in range(n):
+            port = free_port()
+            procs.append(
+                ServerProcess(
+                    ["worker", "--port", str(port), *LEAN_WORKER, *extra],
+                    port,
+                    tmp / f"worker-{i}.log",
+                )
+            )
+        for p in procs:
+            p.wait_ready()
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()
+
+
+@contextlib.contextmanager
+def router(tmp: Path, backends: list[str], *extra: str) -> Iterator[ServerProcess]:
+    """``asrpool router --no-auth`` in front of ``backends``."""
+    port = free_port()
+    args = ["router", "--port", str(port), "--no-auth"]
+    for url in backends:
+        args += ["--backend", url]
+    proc = ServerProcess([*args, *extra], port, tmp / "router.log")
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()

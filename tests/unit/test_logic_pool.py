@@ -1,0 +1,411 @@
+"""The pool facade: admission, slots, grants to waiters (asrpool_router.logic.pool)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import pytest
+from asrpool_router.logic.errors import AttemptResult, Outcome, OutcomeKind, classify
+from asrpool_router.logic.pods import PodState
+from asrpool_router.logic.pool import (
+    Granted,
+    Pool,
+    PoolPolicy,
+    Priority,
+    Queued,
+    Rejected,
+    Slot,
+)
+from asrpool_router.logic.request import Request
+from asrpool_router.logic.retry import Backoff, RetryNow
+from asrpool_router.logic.scheduler import Scheduler
+
+from asrpool.wire import ErrorCode
+
+R, I, B = Priority.REALTIME, Priority.INTERACTIVE, Priority.BATCH
+
+
+class PoolHarness:
+    """Builds a pool fluently: ``PoolHarness(per_pod=1).with_pods("a", "b").pool``."""
+
+    def __init__(self, **policy: float) -> None:
+        self.pool = Pool("whisper-small", PoolPolicy(**policy), rng=random.Random(0))  # type: ignore[arg-type]
+        self.now = 0.0
+
+    def with_pods(self, *pod_ids: str) -> PoolHarness:
+        for pod_id in pod_ids:
+            self.pool.upsert_pod(pod_id, f"http://{pod_id}:8000", now=self.now)
+        return self
+
+    def grant(self, audio: float = 10.0, priority: Priority = I, **kw: object) -> Slot:
+        result = self.submit(audio, priority, **kw)
+        assert isinstance(result, Granted), result
+        return result.slot
+
+    def queue(self, audio: float = 10.0, priority: Priority = I, **kw: object) -> int:
+        result = self.submit(audio, priority, **kw)
+        assert isinstance(result, Queued), result
+        return result.ticket
+
+    def submit(
+        self, audio: float = 10.0, priority: Priority = I, **kw: object
+    ) -> Granted | Queued | Rejected:
+        return self.pool.submit(audio_seconds=audio, priority=priority, now=self.now, **kw)  # type: ignore[arg-type]
+
+    def pod(self, pod_id: str) -> dict[str, object]:
+        return next(p for p in self.pool.snapshot()["pods"] if p["id"] == pod_id)
+
+
+def _tickets(grants: list[Granted]) -> list[int]:
+    return [g.slot.ticket for g in grants]
+
+
+def test_submit_grants_a_slot_when_a_pod_has_room() -> None:
+    h = PoolHarness().with_pods("a")
+    slot = h.grant(audio=12.5)
+    assert (slot.pod_id, slot.url, slot.audio_seconds) == ("a", "http://a:8000", 12.5)
+    assert h.pool.in_flight() == 1
+    assert h.pod("a")["in_flight_audio_seconds"] == 12.5
+
+
+def test_requests_beyond_the_per_pod_budget_wait_in_the_queue() -> None:
+    h = PoolHarness(per_pod=2).with_pods("a")
+    h.grant()
+    h.grant()
+    h.queue()
+    assert h.pool.in_flight() == 2
+    assert h.pool.queue_depth() == 1
+
+
+def test_a_released_slot_goes_to_the_best_class_then_the_oldest() -> None:
+    h = PoolHarness(per_pod=1).with_pods("a")
+    held = h.grant()
+    batch = h.queue(priority=B)
+    first = h.queue(priority=I)
+    second = h.queue(priority=I)
+    realtime = h.queue(priority=R)
+    order = []
+    slot = held
+    for _ in range(4):
+        grants = h.pool.release(slot, OutcomeKind.OK, h.now)
+        assert len(grants) == 1
+        slot = grants[0].slot
+        order.append(slot.ticket)
+    assert order == [realtime, first, second, batch]
+
+
+def test_queued_ticket_keeps_its_exclude_set_and_does_not_block_others() -> None:
+    h = PoolHarness(per_pod=1).with_pods("a", "b")
+    on_a = h.grant(exclude=frozenset({"b"}))
+    h.grant(exclude=frozenset({"a"}))
+    avoids_a = h.queue(priority=R, exclude=frozenset({"a"}))
+    anywhere = h.queue(priority=B)
+    grants = h.pool.release(on_a, OutcomeKind.OK, h.now)
+    assert _tickets(grants) == [anywhere]
+    assert grants[0].slot.pod_id == "a"
+    assert h.pool.waiting() == [avoids_a]
+
+
+def test_grant_from_the_queue_carries_the_audio_seconds_of_the_waiting_request() -> None:
+    h = PoolHarness(per_pod=1).with_pods("a")
+    held = h.grant(audio=3.0)
+    h.queue(audio=42.0)
+    (grant,) = h.pool.release(held, OutcomeKind.OK, h.now)
+    assert grant.slot.audio_seconds == 42.0
+    assert h.pod("a")["in_flight_audio_seconds"] == 42.0
+
+
+def test_full_queue_rejects_with_a_retry_after_estimate() -> None:
+    h = PoolHarness(per_pod=1, max_queue=2, queue_timeout_s=30.0, initial_hold_s=4.0)
+    h.with_pods("a", "b")
+    h.grant()
+    h.grant()
+    h.queue()
+    h.queue()
+    result = h.submit()
+    assert result == Rejected(ErrorCode.QUEUE_FULL, 4.0)  # 2 queued × 4 s / 2 slots
+
+
+def test_retry_after_learns_from_measured_hold_times() -> None:
+    h = PoolHarness(per_pod=1, max_queue=1, initial_hold_s=1.0).with_pods("a")
+    for _ in range(30):
+        slot = h.grant()
+        h.now += 20.0
+        h.pool.release(slot, OutcomeKind.OK, h.now)
+    h.grant()
+    h.queue()
+    result = h.submit()
+    assert isinstance(result, Rejected)
+    assert result.retry_after_s is not None and 19.0 <= result.retry_after_s <= 20.0
+
+
+def test_submit_without_any_pod_queues_and_a_new_pod_gets_the_ticket() -> None:
+    h = PoolHarness()
+    ticket = h.queue()
+    grants = h.pool.upsert_pod("a", "http://a:8000", now=1.0)
+    assert _tickets(grants) == [ticket]
+
+
+def test_full_queue_without_any_pod_is_service_unavailable() -> None:
+    h = PoolHarness(max_queue=1)
+    h.queue()
+    assert h.submit() == Rejected(ErrorCode.SERVICE_UNAVAILABLE, None)
+
+
+def test_no_queue_and_no_pod_is_service_unavailable() -> None:
+    h = PoolHarness(max_queue=0)
+    assert h.submit() == Rejected(ErrorCode.SERVICE_UNAVAILABLE, None)
+
+
+def test_a_pod_turning_ready_grants_waiting_tickets() -> None:
+    h = PoolHarness(per_pod=2)
+    h.pool.upsert_pod("a", "http://a", ready=False, now=0.0)
+    t1, t2, t3 = h.queue(), h.queue(), h.queue()
+    grants = h.pool.upsert_pod("a", "http://a", ready=True, now=1.0)
+    assert _tickets(grants) == [t1, t2]
+    assert h.pool.waiting() == [t3]
+
+
+def test_expire_reports_tickets_past_their_deadline_and_they_are_never_granted() -> None:
+    h = PoolHarness(per_pod=1, queue_timeout_s=10.0).with_pods("a")
+    held = h.grant()
+    h.now = 1.0
+    late = h.queue()
+    h.now = 5.0
+    fresh = h.queue()
+    assert h.pool.next_deadline() == 11.0
+    # The slot comes back after the first ticket's deadline but before expire() ran.
+    grants = h.pool.release(held, OutcomeKind.OK, 11.5)
+    assert _tickets(grants) == [fresh]
+    assert h.pool.expire(11.5) == [late]
+    assert h.pool.queue_depth() == 0
+    assert h.pool.next_deadline() is None
+
+
+def test_cancel_removes_a_waiting_ticket_and_ignores_unknown_ones() -> None:
+    h = PoolHarness(per_pod=1).with_pods("a")
+    held = h.grant()
+    gone = h.queue()
+    stays = h.queue()
+    assert h.pool.cancel(gone) == []
+    assert h.pool.cancel(gone) == []
+    assert h.pool.cancel(12345) == []
+    assert h.pool.cancel(held.ticket) == []  # granted already: the slot must be released
+    assert h.pool.in_flight() == 1
+    assert _tickets(h.pool.release(held, OutcomeKind.CANCELLED, h.now)) == [stays]
+
+
+def test_releasing_a_slot_twice_frees_it_once() -> None:
+    h = PoolHarness(per_pod=1).with_pods("a")
+    held = h.grant()
+    waiting = h.queue()
+    assert _tickets(h.pool.release(held, OutcomeKind.OK, h.now)) == [waiting]
+    assert h.pool.release(held, OutcomeKind.OK, h.now) == []
+    assert h.pool.in_flight() == 1
+    assert h.pod("a")["in_flight"] == 1
+
+
+def test_removing_a_busy_pod_keeps_its_slots_counted_until_they_return() -> None:
+    h = PoolHarness(per_pod=2).with_pods("a", "b")
+    on_a = h.grant(exclude=frozenset({"b"}))
+    h.pool.remove_pod("a")
+    assert h.pool.in_flight() == 1
+    assert h.pod("a")["removed"] is True
+    assert h.grant().pod_id == "b"  # no new work for the removed pod
+    h.pool.release(on_a, OutcomeKind.OK, h.now)
+    assert [p["id"] for p in h.pool.snapshot()["pods"]] == ["b"]
+    assert h.pool.in_flight() == 1
+
+
+def test_terminating_pod_finishes_its_work_but_gets_no_new_work() -> None:
+    h = PoolHarness(per_pod=2).with_pods("a")
+    held = h.grant()
+    h.pool.upsert_pod("a", "http://a:8000", terminating=True)
+    waiting = h.queue()
+    assert h.pool.release(held, OutcomeKind.OK, h.now) == []
+    assert h.pool.waiting() == [waiting]
+
+
+def test_oom_on_one_pod_fails_over_without_backoff() -> None:
+    h = PoolHarness(per_pod=2).with_pods("a", "b")
+    slot = h.grant(exclude=frozenset({"b"}))
+    outcome = classify(AttemptResult(status=503, error_code_header="gpu_oom"))
+    h.pool.release(slot, outcome, h.now)
+    decision = h.pool.retry_decision(outcome, attempt=1, pod_id="a")
+    assert decision == RetryNow(exclude="a")
+    retried = h.grant(exclude=frozenset({decision.exclude}))
+    assert retried.pod_id == "b"
+
+
+def test_oom_with_no_room_on_other_pods_backs_off() -> None:
+    h = PoolHarness(per_pod=1).with_pods("a", "b")
+    slot = h.grant(exclude=frozenset({"b"}))
+    h.grant(exclude=frozenset({"a"}))
+    outcome = Outcome.of(OutcomeKind.OOM)
+    h.pool.release(slot, outcome, h.now)
+    decision = h.pool.retry_decision(outcome, attempt=1, pod_id="a")
+    assert isinstance(decision, Backoff)
+    assert 0.0 <= decision.seconds <= 0.2
+
+
+def test_oom_halves_the_pods_budget_and_successes_restore_it() -> None:
+    h = PoolHarness(per_pod=4, budget_increase_after=2).with_pods("a")
+    slots = [h.grant() for _ in range(4)]
+    for slot in slots:  # one burst of OOMs cuts once
+        h.pool.release(slot, OutcomeKind.OOM, h.now)
+    assert h.pod("a")["budget"] == 2
+    for expected in (2, 3, 3, 4):
+        h.pool.release(h.grant(), OutcomeKind.OK, h.now)
+        assert h.pod("a")["budget"] == expected
+
+
+def test_after_an_oom_the_pod_takes_no_more_than_its_reduced_budget() -> None:
+    h = PoolHarness(per_pod=4).with_pods("a")
+    slots = [h.grant() for _ in range(4)]
+    h.pool.release(slots[0], OutcomeKind.OOM, h.now)  # budget 4 → 2, 3 still in flight
+    h.queue()
+    assert h.pool.release(slots[1], OutcomeKind.OK, h.now) == []  # 2 in flight: full
+    assert len(h.pool.release(slots[2], OutcomeKind.OK, h.now)) == 1
+    assert h.pod("a")["in_flight"] == 2
+
+
+def test_repeated_connection_failures_eject_the_pod_until_its_probe_succeeds() -> None:
+    h = PoolHarness(per_pod=4, breaker_failures=2, breaker_cooldown_s=10.0).with_pods("a")
+    for _ in range(2):
+        h.pool.release(h.grant(), OutcomeKind.UNREACHABLE, h.now)
+    assert h.pod("a")["ejected"] is True
+    waiting = [h.queue(), h.queue()]
+    assert h.pool.next_wakeup() == 10.0
+    assert h.pool.poll(9.0) == []
+    probe = h.pool.poll(10.0)
+    assert _tickets(probe) == [waiting[0]]  # one probe only
+    assert h.pool.poll(11.0) == []
+    grants = h.pool.release(probe[0].slot, OutcomeKind.OK, 12.0)
+    assert _tickets(grants) == [waiting[1]]
+    assert h.pod("a")["ejected"] is False
+
+
+def test_a_failed_probe_ejects_again_for_longer() -> None:
+    h = PoolHarness(breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a")
+    h.pool.release(h.grant(), OutcomeKind.TIMEOUT, 0.0)
+    h.now = 10.0
+    probe = h.grant()
+    h.pool.release(probe, OutcomeKind.UNREACHABLE, 10.0)
+    h.now = 29.0
+    h.queue()
+    assert h.pool.poll(29.0) == []
+    assert len(h.pool.poll(30.0)) == 1
+
+
+def test_a_new_request_does_not_jump_ahead_of_a_waiter_when_a_cool_down_ends() -> None:
+    h = PoolHarness(breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a")
+    h.pool.release(h.grant(), OutcomeKind.UNREACHABLE, 0.0)
+    waiting = h.queue(priority=I)
+    h.now = 11.0
+    assert isinstance(h.submit(priority=B), Queued)  # the probe belongs to the waiter
+    assert _tickets(h.pool.poll(11.0)) == [waiting]
+
+
+def test_a_higher_class_request_may_pass_a_lower_class_waiter() -> None:
+    h = PoolHarness(breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a")
+    h.pool.release(h.grant(), OutcomeKind.UNREACHABLE, 0.0)
+    h.queue(priority=B)
+    h.now = 11.0
+    assert isinstance(h.submit(priority=R), Granted)
+
+
+def test_has_free_slot_respects_exclusions() -> None:
+    h = PoolHarness(per_pod=1).with_pods("a", "b")
+    assert h.pool.has_free_slot()
+    h.grant(exclude=frozenset({"b"}))
+    assert h.pool.has_free_slot()
+    assert not h.pool.has_free_slot(frozenset({"b"}))
+
+
+def test_snapshot_reports_pods_queue_and_totals() -> None:
+    h = PoolHarness(per_pod=1).with_pods("a")
+    slot = h.grant(audio=30.0)
+    h.queue(priority=R)
+    snap = h.pool.snapshot()
+    assert snap["model"] == "whisper-small"
+    assert snap["in_flight"] == 1
+    assert snap["queue_depth"] == 1
+    assert snap["queue_by_priority"] == {"realtime": 1, "interactive": 0, "batch": 0}
+    assert snap["pods"] == [
+        {
+            "id": "a",
+            "url": "http://a:8000",
+            "ready": True,
+            "terminating": False,
+            "removed": False,
+            "budget": 1,
+            "budget_ceiling": 1,
+            "in_flight": 1,
+            "in_flight_audio_seconds": 30.0,
+            "ejected": False,
+            "breaker": "closed",
+            "accepting": False,
+        }
+    ]
+    h.pool.release(slot, Outcome.of(OutcomeKind.OK), 1.0)
+    assert h.pool.snapshot()["totals"]["outcomes"] == {"ok": 1}
+
+
+class _EverythingOnFirstPod:
+    """A broken custom strategy: ignores budgets, exclusions and readiness."""
+
+    def filter(self, pods: Sequence[PodState], request: Request, now: float) -> list[PodState]:
+        return list(pods)
+
+
+class _First:
+    def pick(self, scored: Sequence[object]) -> PodState:
+        return scored[0].pod  # type: ignore[attr-defined,no-any-return]
+
+
+def test_a_custom_scheduler_cannot_break_the_budget_or_exclusions() -> None:
+    scheduler = Scheduler(filters=[_EverythingOnFirstPod()], scorers=[], picker=_First())
+    pool = Pool("m", PoolPolicy(per_pod=1), scheduler=scheduler)
+    pool.upsert_pod("a", "http://a")
+    assert isinstance(pool.submit(audio_seconds=1, priority=I, now=0.0), Granted)
+    assert isinstance(pool.submit(audio_seconds=1, priority=I, now=0.0), Queued)
+    pool.upsert_pod("b", "http://b")
+    assert pool.snapshot()["pods"][0]["in_flight"] == 1
+
+
+@pytest.mark.parametrize("audio", [-1.0, float("nan"), float("inf")])
+def test_invalid_audio_length_is_refused(audio: float) -> None:
+    with pytest.raises(ValueError):
+        PoolHarness().with_pods("a").submit(audio=audio)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"per_pod": 0},
+        {"max_queue": -1},
+        {"queue_timeout_s": 0.0},
+        {"max_attempts": 0},
+        {"breaker_failures": 0},
+        {"budget_decrease_factor": 1.5},
+    ],
+)
+def test_invalid_pool_policy_is_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        PoolPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_pool_without_injected_rng_is_reproducible() -> None:
+    def run() -> list[str]:
+        pool = Pool("m", PoolPolicy(per_pod=8))
+        for name in "abcd":
+            pool.upsert_pod(name, f"http://{name}")
+        out = []
+        for _ in range(12):
+            result = pool.submit(audio_seconds=1.0, priority=I, now=0.0)
+            assert isinstance(result, Granted)
+            out.append(result.slot.pod_id)
+        return out
+
+    assert run() == run()

@@ -1,0 +1,165 @@
+"""The scheduling pipeline and its plugins (asrpool_router.logic.scheduler, plugins/)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+
+import pytest
+from asrpool_router.logic.errors import OutcomeKind
+from asrpool_router.logic.plugins import (
+    ExcludeTriedFilter,
+    FreeSlotFilter,
+    LeastOutstandingAudioScorer,
+    MaxScorePicker,
+    NotEjectedFilter,
+    PowerOfTwoPicker,
+    ReadyFilter,
+)
+from asrpool_router.logic.pods import PodState, PodStore
+from asrpool_router.logic.request import Request
+from asrpool_router.logic.scheduler import Scheduler, default_scheduler
+from asrpool_router.logic.scheduling import ScoredPod
+
+
+def _pods(*specs: tuple[str, int, float]) -> list[PodState]:
+    """Pods from (id, requests in flight, audio seconds in flight)."""
+    store = PodStore()
+    for pod_id, requests, audio in specs:
+        pod = store.upsert(pod_id, f"http://{pod_id}")
+        pod.in_flight = requests
+        pod.in_flight_audio_seconds = audio
+    return store.list()
+
+
+def _ids(pods: Sequence[PodState]) -> list[str]:
+    return [p.id for p in pods]
+
+
+def test_ready_filter_drops_unready_terminating_and_removed_pods() -> None:
+    pods = _pods(("a", 0, 0), ("b", 0, 0), ("c", 0, 0), ("d", 0, 0))
+    pods[1].ready = False
+    pods[2].terminating = True
+    pods[3].removed = True
+    assert _ids(ReadyFilter().filter(pods, Request(1.0), 0.0)) == ["a"]
+
+
+def test_free_slot_filter_keeps_pods_under_budget() -> None:
+    pods = _pods(("a", 2, 10), ("b", 1, 5), ("c", 0, 0))
+    assert _ids(FreeSlotFilter().filter(pods, Request(1.0), 0.0)) == ["b", "c"]
+
+
+def test_not_ejected_filter_drops_pods_in_cool_down() -> None:
+    pods = _pods(("a", 0, 0), ("b", 0, 0))
+    for ticket in range(3):
+        pods[0].breaker.on_result(ticket, OutcomeKind.UNREACHABLE, 0.0)
+    f = NotEjectedFilter()
+    assert _ids(f.filter(pods, Request(1.0), 1.0)) == ["b"]
+    assert _ids(f.filter(pods, Request(1.0), 100.0)) == ["a", "b"]
+
+
+def test_exclude_tried_filter_drops_pods_already_tried() -> None:
+    pods = _pods(("a", 0, 0), ("b", 0, 0), ("c", 0, 0))
+    request = Request(1.0, exclude=frozenset({"a", "c"}))
+    assert _ids(ExcludeTriedFilter().filter(pods, request, 0.0)) == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("specs", "expected"),
+    [
+        ([("a", 0, 0.0), ("b", 0, 0.0)], [1.0, 1.0]),
+        ([("a", 1, 9.0), ("b", 1, 19.0)], [0.5, 0.0]),
+        # One long request outweighs two short ones: audio counts, not requests.
+        ([("a", 1, 599.0), ("b", 2, 8.0)], [0.0, 0.9833]),
+    ],
+)
+def test_least_outstanding_audio_scorer_counts_audio_seconds(
+    specs: list[tuple[str, int, float]], expected: list[float]
+) -> None:
+    scores = LeastOutstandingAudioScorer().score(_pods(*specs), Request(1.0), 0.0)
+    assert scores == pytest.approx(expected, abs=1e-3)
+
+
+def test_power_of_two_picker_never_picks_the_worse_of_two() -> None:
+    pods = _pods(("a", 0, 0), ("b", 0, 0))
+    scored = [ScoredPod(pods[0], 0.2), ScoredPod(pods[1], 0.8)]
+    picker = PowerOfTwoPicker(random.Random(1))
+    assert {picker.pick(scored).id for _ in range(50)} == {"b"}
+
+
+def test_power_of_two_picker_spreads_over_equal_pods() -> None:
+    pods = _pods(*[(name, 0, 0.0) for name in "abcd"])
+    scored = [ScoredPod(p, 1.0) for p in pods]
+    picker = PowerOfTwoPicker(random.Random(3))
+    counts = Counter(picker.pick(scored).id for _ in range(400))
+    assert set(counts) == set("abcd")
+    assert min(counts.values()) > 50
+
+
+def test_power_of_two_picker_never_picks_the_worst_of_three() -> None:
+    pods = _pods(("a", 0, 0), ("b", 0, 0), ("c", 0, 0))
+    scored = [ScoredPod(pods[0], 0.1), ScoredPod(pods[1], 0.5), ScoredPod(pods[2], 0.9)]
+    picker = PowerOfTwoPicker(random.Random(5))
+    assert "a" not in {picker.pick(scored).id for _ in range(200)}
+
+
+def test_max_score_picker_takes_the_best_and_the_first_on_ties() -> None:
+    pods = _pods(("a", 0, 0), ("b", 0, 0), ("c", 0, 0))
+    assert MaxScorePicker().pick([ScoredPod(p, 0.5) for p in pods]).id == "a"
+    scored = [ScoredPod(pods[0], 0.1), ScoredPod(pods[1], 0.7), ScoredPod(pods[2], 0.7)]
+    assert MaxScorePicker().pick(scored).id == "b"
+
+
+def test_default_scheduler_picks_the_least_loaded_free_pod() -> None:
+    pods = _pods(("a", 2, 4.0), ("b", 1, 300.0), ("c", 1, 2.0))
+    scheduler = Scheduler(
+        filters=[ReadyFilter(), NotEjectedFilter(), FreeSlotFilter(), ExcludeTriedFilter()],
+        scorers=[(LeastOutstandingAudioScorer(), 1.0)],
+        picker=MaxScorePicker(),
+    )
+    assert scheduler.pick(pods, Request(5.0), 0.0) is pods[2]
+    assert scheduler.pick(pods, Request(5.0, exclude=frozenset({"c"})), 0.0) is pods[1]
+    assert scheduler.pick(pods, Request(5.0, exclude=frozenset({"b", "c"})), 0.0) is None
+
+
+def test_default_scheduler_returns_none_without_candidates() -> None:
+    assert default_scheduler(random.Random(0)).pick([], Request(1.0), 0.0) is None
+
+
+class _Constant:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def score(self, pods: Sequence[PodState], request: Request, now: float) -> list[float]:
+        return [self.value for _ in pods]
+
+
+class _ById:
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores = scores
+
+    def score(self, pods: Sequence[PodState], request: Request, now: float) -> list[float]:
+        return [self.scores[p.id] for p in pods]
+
+
+def test_scores_are_the_weighted_mean_of_the_scorers() -> None:
+    pods = _pods(("a", 0, 0), ("b", 0, 0))
+    scheduler = Scheduler(
+        filters=[],
+        scorers=[(_ById({"a": 1.0, "b": 0.0}), 3.0), (_ById({"a": 0.0, "b": 1.0}), 1.0)],
+        picker=MaxScorePicker(),
+    )
+    scored = scheduler.score(pods, Request(1.0), 0.0)
+    assert [s.score for s in scored] == pytest.approx([0.75, 0.25])
+
+
+def test_a_scorer_out_of_range_is_clamped() -> None:
+    pods = _pods(("a", 0, 0))
+    scheduler = Scheduler(filters=[], scorers=[(_Constant(7.0), 1.0)], picker=MaxScorePicker())
+    assert scheduler.score(pods, Request(1.0), 0.0)[0].score == 1.0
+
+
+def test_negative_weights_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Scheduler(filters=[], scorers=[(_Constant(1.0), -1.0)], picker=MaxScorePicker())

@@ -1,0 +1,94 @@
+"""Pure helpers the router's shell relies on: audio length, attempt timeout, stats, auth."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import pytest
+from asrpool_router.auth import ApiKeyAuth, bearer_token, key_matches
+from asrpool_router.logic.audio_estimate import (
+    COMPRESSED_BYTES_PER_SECOND,
+    attempt_timeout_s,
+    estimate_audio_seconds,
+)
+from asrpool_router.logic.stats import RequestStats, merge
+
+from asrpool.wire import AsrpoolError
+
+
+def wav_bytes(seconds: float, rate: int = 16_000) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\0\0" * int(seconds * rate))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("seconds", [0.5, 3.0, 61.0])
+def test_wav_length_comes_from_its_header(seconds: float):
+    data = wav_bytes(seconds)
+    assert estimate_audio_seconds(data[:4096], len(data)) == pytest.approx(seconds, abs=0.01)
+
+
+def test_truncated_wav_counts_only_the_bytes_sent():
+    data = wav_bytes(10)[: 44 + 32_000]
+    assert estimate_audio_seconds(data[:4096], len(data)) == pytest.approx(1.0, abs=0.01)
+
+
+def test_compressed_audio_is_estimated_from_size_erring_long():
+    assert (
+        estimate_audio_seconds(b"ID3" + b"\0" * 100, 40_000) == 40_000 / COMPRESSED_BYTES_PER_SECOND
+    )
+    assert estimate_audio_seconds(b"", 0) == 0.0
+
+
+def test_attempt_timeout_grows_with_audio_and_is_capped():
+    assert attempt_timeout_s(0, base_s=30, cap_s=300) == 30
+    assert attempt_timeout_s(60, base_s=30, cap_s=300) == 90
+    assert attempt_timeout_s(3600, base_s=30, cap_s=300) == 300
+
+
+def test_stats_keep_the_seed_shape_and_count_ooms_and_retries():
+    a, b = RequestStats(), RequestStats()
+    a.finished(ok=True)
+    a.attempt_failed("oom")
+    a.retried("oom")
+    a.finished(ok=True)
+    b.finished(ok=False)
+    view = merge([a, b]).view(max_concurrent=4, active_tasks=1)
+    assert view == {
+        "max_concurrent": 4,
+        "active_tasks": 1,
+        "total_tasks": 3,
+        "failed_tasks": 1,
+        "oom_errors": 1,
+        "success_rate": "66.7%",
+        "retries": {"oom": 1},
+    }
+    assert RequestStats().view(max_concurrent=0, active_tasks=0)["success_rate"] == "100.0%"
+
+
+def test_bearer_tokens_are_read_strictly():
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    assert bearer_token("Basic abc") is None
+    assert bearer_token("Bearer ") is None
+    assert bearer_token(None) is None
+
+
+def test_keys_match_only_exactly():
+    keys = ("k-one", "k-two")
+    assert key_matches("k-two", keys)
+    assert not key_matches("k-tw", keys) and not key_matches("k-two ", keys)
+    assert not key_matches("anything", ())
+
+
+def test_auth_on_without_keys_is_a_configuration_error():
+    with pytest.raises(ValueError):
+        ApiKeyAuth(True, ())
+    ApiKeyAuth(False, ()).check(None)  # open when off
+    with pytest.raises(AsrpoolError):
+        ApiKeyAuth(True, ("k",)).check("x")

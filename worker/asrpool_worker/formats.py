@@ -1,0 +1,120 @@
+"""Render a Transcript in each OpenAI ``response_format``: json, text, srt, vtt, verbose_json.
+
+Pure functions; the worker's route picks one by name and sets the media type.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .transcript import Transcript
+
+# OpenAI's verbose_json names the language in words; codes we do not know pass through.
+_LANGUAGE_NAMES = {
+    "en": "english",
+    "zh": "chinese",
+    "de": "german",
+    "es": "spanish",
+    "fr": "french",
+    "ja": "japanese",
+    "ko": "korean",
+    "ru": "russian",
+    "pt": "portuguese",
+    "it": "italian",
+    "nl": "dutch",
+    "ar": "arabic",
+    "hi": "hindi",
+    "tr": "turkish",
+    "pl": "polish",
+}
+
+
+def usage(transcript: Transcript) -> dict[str, Any]:
+    # OpenAI bills whole seconds of input audio.
+    return {"type": "duration", "seconds": math.ceil(transcript.duration)}
+
+
+def _timestamp(seconds: float, decimal: str) -> str:
+    ms = max(round(seconds * 1000), 0)
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
+
+
+def as_json(t: Transcript, words: bool) -> dict[str, Any]:
+    return {"text": t.text, "usage": usage(t)}
+
+
+def as_text(t: Transcript, words: bool) -> str:
+    return t.text + "\n" if t.text else ""
+
+
+def as_srt(t: Transcript, words: bool) -> str:
+    blocks = []
+    spoken = [s for s in t.segments if s.text.strip()]
+    for n, s in enumerate(spoken, start=1):
+        blocks.append(
+            f"{n}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{s.text.strip()}\n"
+        )
+    return "\n".join(blocks)
+
+
+def as_vtt(t: Transcript, words: bool) -> str:
+    blocks = ["WEBVTT\n"]
+    for s in t.segments:
+        if s.text.strip():
+            blocks.append(
+                f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text.strip()}\n"
+            )
+    return "\n".join(blocks)
+
+
+def as_verbose_json(t: Transcript, words: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "task": t.task,
+        "language": _LANGUAGE_NAMES.get(t.language, t.language),
+        "duration": round(t.duration, 3),
+        "text": t.text,
+        "segments": [
+            {
+                "id": s.id,
+                "seek": s.seek,
+                "start": round(s.start, 3),
+                "end": round(s.end, 3),
+                "text": s.text,
+                "tokens": s.tokens,
+                "temperature": s.temperature,
+                "avg_logprob": s.avg_logprob,
+                "compression_ratio": s.compression_ratio,
+                "no_speech_prob": s.no_speech_prob,
+            }
+            for s in t.segments
+        ],
+        "usage": usage(t),
+    }
+    if words:
+        body["words"] = [
+            {"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3)}
+            for s in t.segments
+            for w in (s.words or [])
+        ]
+    return body
+
+
+@dataclass(frozen=True)
+class Format:
+    render: Callable[[Transcript, bool], Any]
+    media_type: str  # application/json bodies are dicts; the others are text
+
+
+FORMATS: dict[str, Format] = {
+    "json": Format(as_json, "application/json"),
+    "text": Format(as_text, "text/plain; charset=utf-8"),
+    "srt": Format(as_srt, "application/x-subrip; charset=utf-8"),
+    "vtt": Format(as_vtt, "text/vtt; charset=utf-8"),
+    "verbose_json": Format(as_verbose_json, "application/json"),
+}

