@@ -9,6 +9,7 @@ load the Whisper engine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -172,6 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="a worker's base URL; repeat for several",
     )
+    r.add_argument(
+        "--kubernetes",
+        action="store_true",
+        default=_env("ASRPOOL_KUBERNETES", "") in ("1", "true"),
+        help="discover pools from ASRPool resources and their EndpointSlices",
+    )
+    r.add_argument(
+        "--namespace",
+        default=_env("ASRPOOL_NAMESPACE"),
+        help="namespace to watch with --kubernetes (default: the pod's own)",
+    )
     add_router_options(r)
 
     loc = sub.add_parser("local", help="run N workers and a router on this machine")
@@ -191,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", default="text", choices=["json", "text", "srt", "vtt", "verbose_json"]
     )
     t.add_argument("--no-progress", action="store_true")
+
+    sm = sub.add_parser("stream", help="transcribe live: a file at real-time pace, or the mic")
+    sm.add_argument("file", nargs="?", help="audio file to stream (wav, or any format with PyAV)")
+    sm.add_argument("--mic", action="store_true", help="record from the microphone (arecord)")
+    sm.add_argument("--fast", action="store_true", help="send the file 4x faster than real time")
+    sm.add_argument("--events", action="store_true", help="print every server event as JSON")
+    sm.add_argument("--language")
+    sm.add_argument("--url", default=_env("ASRPOOL_URL", "http://127.0.0.1:8000"))
+    sm.add_argument("--api-key", default=_env("ASRPOOL_API_KEY") or _env("OPENAI_API_KEY"))
 
     st = sub.add_parser("status", help="print the pools and pods of a router (from /stats)")
     st.add_argument("--url", default=_env("ASRPOOL_URL", "http://127.0.0.1:8000"))
@@ -212,10 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "router":
         from asrpool_router.server import serve as serve_router
 
-        if not args.backend:
-            print("asrpool router: give at least one --backend URL", file=sys.stderr)
+        if bool(args.backend) == bool(args.kubernetes):
+            print(
+                "asrpool router: give --backend URL (one or more) or --kubernetes", file=sys.stderr
+            )
             return 2
-        serve_router(router_settings(args, backends=args.backend))
+        settings = router_settings(args, backends=args.backend)
+        if args.kubernetes:
+            settings = dataclasses.replace(settings, kubernetes=True, namespace=args.namespace)
+        serve_router(settings)
         return 0
     if args.command == "local":
         from .local import run_local
@@ -225,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .client import transcribe_files
 
         return transcribe_files(args)
+    if args.command == "stream":
+        from .stream import stream
+
+        return stream(args)
     if args.command == "status":
         from .status import print_status
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import ctypes.util
+import dataclasses
 import logging
 import os
 import secrets
@@ -24,6 +27,8 @@ import time
 import httpx
 
 log = logging.getLogger("asrpool.local")
+
+_PR_SET_PDEATHSIG = 1
 
 # Worker flags passed on unchanged from `asrpool local` to every worker.
 _WORKER_FLAGS = {
@@ -77,7 +82,8 @@ class WorkerProcess:
 
     def _start(self) -> subprocess.Popen[bytes]:
         # Own process group: the terminal's Ctrl-C reaches us, and we drain workers in order.
-        return subprocess.Popen(self._argv, start_new_session=True)
+        # If we die without that chance (SIGKILL), the kernel stops the worker too.
+        return subprocess.Popen(self._argv, start_new_session=True, preexec_fn=_die_with_parent)
 
     def restart_if_dead(self) -> None:
         if self.proc.poll() is not None:
@@ -96,6 +102,13 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM me when my parent dies (Linux prctl)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_ready(workers: list[WorkerProcess], timeout_s: float) -> None:
@@ -123,9 +136,8 @@ def _supervise(workers: list[WorkerProcess], stopping: threading.Event) -> None:
 
 
 def run_local(args: argparse.Namespace) -> int:
-    from asrpool_router.server import serve
-
     from asrpool.cli import router_settings
+    from asrpool_router.server import serve
 
     if args.workers < 1:
         print("asrpool local: --workers must be at least 1", file=sys.stderr)
@@ -157,7 +169,12 @@ def run_local(args: argparse.Namespace) -> int:
         elif args.no_auth:
             print("  auth: off (--no-auth)", flush=True)
         print("  Ctrl-C stops everything.", flush=True)
-        serve(router_settings(args, backends=[w.url for w in workers]))
+        settings = router_settings(args, backends=[w.url for w in workers])
+        if settings.per_pod > args.num_workers:
+            # A worker runs num_workers decodes at once; more slots would only queue inside
+            # it, where realtime chunks could not overtake batch uploads.
+            settings = dataclasses.replace(settings, per_pod=args.num_workers)
+        serve(settings)
     except KeyboardInterrupt:
         pass
     finally:

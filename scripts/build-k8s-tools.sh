@@ -2,7 +2,8 @@
 # Build the Kubernetes tools that tests/k8s runs (a real control plane, like envtest), once per
 # machine, from the Go module proxy only: no Docker, no release downloads.
 #
-#   scripts/build-k8s-tools.sh        # builds what is missing; the last line on stdout is the bin dir
+#   scripts/build-k8s-tools.sh          # builds what is missing; the last line on stdout is the bin dir
+#   scripts/build-k8s-tools.sh --check  # builds nothing: exit 0 (and print the bin dir) if all built
 #
 # Installs into ${ASRPOOL_CACHE:-$HOME/.cache/asrpool}/k8s/<kubernetes version>/bin:
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl   k8s.io/kubernetes
@@ -15,22 +16,31 @@
 # and GOCACHE keep their defaults, so a rebuild (another version) reuses most of the work.
 set -euo pipefail
 
-# Pinned: the newest releases whose go.mod `go` line Go 1.26 accepts (see the report in
-# tests/k8s/controlplane.py's docstring for the reasons).
+# Pinned: the newest releases on the proxy whose go.mod `go` line (1.26.0) Go 1.26 accepts, so
+# GOTOOLCHAIN=local never needs another toolchain.
 K8S_VERSION=${ASRPOOL_K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ASRPOOL_ETCD_VERSION:-v3.7.3}  # the 3.7 line that k8s 1.37's etcd client is on
 HELM_VERSION=${ASRPOOL_HELM_VERSION:-v3.22.0}
 KWOK_VERSION=${ASRPOOL_KWOK_VERSION:-v0.8.0}
 
+# Bump when the way a tool is built changes (flags, ldflags), so caches rebuild it.
+RECIPE=2
+
 ROOT="${ASRPOOL_CACHE:-$HOME/.cache/asrpool}/k8s/$K8S_VERSION"
 BIN="$ROOT/bin"
-STAMPS="$ROOT/stamps"  # stamps/<tool> holds the version its binary was built from
+STAMPS="$ROOT/stamps"  # stamps/<tool>: "<version> recipe <RECIPE>" its binary was built from
 
 log() { echo "build-k8s-tools: $*" >&2; }
 die() {
   log "error: $*"
   exit 1
 }
+
+case "${1:-}" in
+  --check) CHECK_ONLY=1 ;;
+  "") CHECK_ONLY=0 ;;
+  *) die "usage: $0 [--check]" ;;
+esac
 
 [[ $K8S_VERSION =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "ASRPOOL_K8S_VERSION must look like v1.37.2, not '$K8S_VERSION'"
 K8S_MINOR=${BASH_REMATCH[1]}
@@ -39,13 +49,13 @@ STAGING_VERSION="v0.$K8S_MINOR.${BASH_REMATCH[2]}"
 
 K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 
-# built TOOL VERSION: the binary is installed and was built from VERSION.
-built() { [[ -x "$BIN/$1" && "$(cat "$STAMPS/$1" 2>/dev/null)" == "$2" ]]; }
+# built TOOL VERSION: the binary is installed and was built from VERSION by this RECIPE.
+built() { [[ -x "$BIN/$1" && "$(cat "$STAMPS/$1" 2>/dev/null)" == "$2 recipe $RECIPE" ]]; }
 
 # kwok is optional: a version that failed to build once is not tried again on every run.
 kwok_settled() {
   [[ $KWOK_VERSION == none ]] || built kwok "$KWOK_VERSION" ||
-    [[ "$(cat "$STAMPS/kwok.failed" 2>/dev/null)" == "$KWOK_VERSION" ]]
+    [[ "$(cat "$STAMPS/kwok.failed" 2>/dev/null)" == "$KWOK_VERSION recipe $RECIPE" ]]
 }
 
 k8s_built() {
@@ -59,6 +69,7 @@ if all_built; then
   echo "$BIN"
   exit 0
 fi
+[[ $CHECK_ONLY == 1 ]] && exit 1
 
 mkdir -p "$BIN" "$STAMPS"
 
@@ -93,7 +104,8 @@ trap 'rm -rf "$WORK"' EXIT
 new_module() {
   local dir="$WORK/$1"
   mkdir -p "$dir"
-  (cd "$dir" && go mod init "asrpool.invalid/k8s-tools/$1" >/dev/null 2>&1)
+  (cd "$dir" && go mod init "asrpool.invalid/k8s-tools/$1" 2>/dev/null) ||
+    { log "error: go mod init failed in $dir"; return 1; }
   echo "$dir"
 }
 
@@ -109,16 +121,17 @@ check_go() {
   need=$(awk '$1 == "go" {print $2; exit}' "$1")
   [[ -z $need ]] && return 0
   if [[ "$(printf '%s\n%s\n' "$need" "$GO_VERSION" | sort -V | head -n1)" != "$need" ]]; then
-    die "$2 needs Go >= $need, this is Go $GO_VERSION (pick an older version or a newer Go)"
+    log "error: $2 needs Go >= $need, this is Go $GO_VERSION (pick an older version or a newer Go)"
+    return 1
   fi
 }
 
-# install DIR TOOL VERSION: move a built binary into $BIN (rename: atomic), then stamp it.
-install() {
-  mv -f "$1/$2" "$BIN/$2"
-  echo "$3" >"$1/$2.stamp"
-  mv -f "$1/$2.stamp" "$STAMPS/$2"
-  log "installed $2 $3"
+# install_tool DIR TOOL VERSION: move a built binary into $BIN (a rename: atomic), then stamp it.
+install_tool() {
+  mv -f "$1/$2" "$BIN/$2" &&
+    echo "$3 recipe $RECIPE" >"$1/$2.stamp" &&
+    mv -f "$1/$2.stamp" "$STAMPS/$2" &&
+    log "installed $2 $3 ($(du -h "$BIN/$2" | cut -f1))"
 }
 
 build_kubernetes() {
@@ -141,51 +154,57 @@ build_kubernetes() {
   for m in "${staging[@]}"; do edits+=(-replace="$m=$m@$STAGING_VERSION"); done
   (cd "$dir" && go mod edit "${edits[@]}")
 
-  # What hack/lib/version.sh stamps, so /version and `kubectl version` report the release.
+  # What hack/lib/version.sh stamps, so /version and `kubectl version` report the release; the
+  # build date is the release time the proxy records, so two builds are alike.
+  local released
+  released=$(cd "$dir" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' \
+    "k8s.io/kubernetes@$K8S_VERSION")
   ldflags="-s -w"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$K8S_MINOR"
-    ldflags+=" -X $pkg.gitTreeState=clean"
-    ldflags+=" -X $pkg.buildDate=$(TZ=UTC date -d "$(go_mod_time "$dir" "k8s.io/kubernetes@$K8S_VERSION")" +%Y-%m-%dT%H:%M:%SZ)"
+    # The proxy does not say which commit a tag is; empty beats the "$Format:%H$" placeholder.
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$released -X $pkg.gitCommit="
   done
   out="$WORK/kubernetes-bin"
   mkdir -p "$out"
   log "building ${K8S_TOOLS[*]} (the longest part: many minutes on two cores)"
   (cd "$dir" && go build -ldflags="$ldflags" -o "$out/" \
     "${K8S_TOOLS[@]/#/k8s.io/kubernetes/cmd/}") || die "building Kubernetes $K8S_VERSION failed"
-  for m in "${K8S_TOOLS[@]}"; do install "$out" "$m" "$K8S_VERSION"; done
+  for m in "${K8S_TOOLS[@]}"; do install_tool "$out" "$m" "$K8S_VERSION"; done
 }
-
-# go_mod_time DIR MODULE@VERSION: the release time the proxy records (a reproducible build date).
-go_mod_time() { (cd "$1" && go list -m -f '{{.Time}}' "$2"); }
 
 # build_one NAME MODULE VERSION PACKAGE LDFLAGS: one command from one module, into $BIN/NAME.
+# Returns non-zero on failure (callers use it in `if`, where `set -e` does not apply).
 build_one() {
-  local name=$1 module=$2 version=$3 pkg=$4 ldflags=$5 dir out
-  dir=$(new_module "$name")
-  check_go "$(gomod "$dir" "$module@$version")" "$module $version"
-  (cd "$dir" && go mod edit -require="$module@$version")
+  local name=$1 module=$2 version=$3 pkg=$4 ldflags=$5 dir gomod_file out
+  dir=$(new_module "$name") || return 1
+  gomod_file=$(gomod "$dir" "$module@$version") || return 1
+  check_go "$gomod_file" "$module $version" || return 1
+  (cd "$dir" && go mod edit -require="$module@$version") || return 1
   out="$WORK/$name-bin"
-  mkdir -p "$out"
+  mkdir -p "$out" || return 1
   log "building $name $version"
   (cd "$dir" && go build -ldflags="-s -w $ldflags" -o "$out/$name" "$pkg") || return 1
-  install "$out" "$name" "$version"
+  install_tool "$out" "$name" "$version"
 }
 
-k8s_built || build_kubernetes
-built etcd "$ETCD_VERSION" ||
+if ! k8s_built; then build_kubernetes; fi
+if ! built etcd "$ETCD_VERSION"; then
   build_one etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "" ||
-  die "building etcd $ETCD_VERSION failed"
-built helm "$HELM_VERSION" ||
+    die "building etcd $ETCD_VERSION failed"
+fi
+if ! built helm "$HELM_VERSION"; then
+  hv=helm.sh/helm/v3/internal/version
   build_one helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
-    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" ||
-  die "building helm $HELM_VERSION failed"
+    "-X $hv.version=$HELM_VERSION -X $hv.gitTreeState=clean" ||
+    die "building helm $HELM_VERSION failed"
+fi
 if ! kwok_settled; then
-  if build_one kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok \
-    "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"; then
+  # kwok's source already carries its release number (pkg/consts.Version): no -X needed.
+  if build_one kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ""; then
     rm -f "$STAMPS/kwok.failed"
   else
-    echo "$KWOK_VERSION" >"$STAMPS/kwok.failed"
+    echo "$KWOK_VERSION recipe $RECIPE" >"$STAMPS/kwok.failed"
     log "warning: kwok $KWOK_VERSION did not build (optional; not retried for this version)"
   fi
 fi

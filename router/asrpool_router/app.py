@@ -12,11 +12,12 @@ import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, FastAPI, Request, WebSocket
+from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.datastructures import UploadFile
 
@@ -26,16 +27,21 @@ from asrpool.wire import AsrpoolError, ErrorCode
 from .auth import ApiKeyAuth
 from .discovery import StaticDiscovery
 from .dispatch import Job, Timeouts, forward
+from .kube_api import KubeApi, load_kube_config
+from .kube_discovery import KubeDiscovery
 from .logic.audio_estimate import estimate_audio_seconds
 from .logic.pool import PoolPolicy
 from .logic.request import Priority
 from .logic.stats import merge
 from .metrics import RouterMetrics
 from .pools import PoolRegistry
+from .realtime import RealtimeSession, SessionLimits
 from .settings import RouterSettings
 from .transport import BufferedUpload
 
 log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
 
 _PRIORITY_HEADER = "x-asrpool-priority"
 _PRIORITIES = {"interactive": Priority.INTERACTIVE, "batch": Priority.BATCH}
@@ -61,10 +67,18 @@ class RouterState:
         self.client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64)
         )
-        self.discovery = StaticDiscovery(
-            settings.backends, self.pools, self.client, settings.health_interval_s
-        )
+        self.discovery: StaticDiscovery | KubeDiscovery
+        if settings.kubernetes:
+            config = load_kube_config()
+            self.discovery = KubeDiscovery(
+                KubeApi(config), settings.namespace or config.namespace, self.pools
+            )
+        else:
+            self.discovery = StaticDiscovery(
+                settings.backends, self.pools, self.client, settings.health_interval_s
+            )
         self.timeouts = Timeouts(settings.attempt_timeout_base_s, settings.request_timeout_s)
+        self.session_limits = SessionLimits()
 
 
 def create_app(settings: RouterSettings, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -89,7 +103,7 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        ready = state.pools.any_ready()
+        ready = state.discovery.ready()
         return JSONResponse(
             {"status": "ready" if ready else "no_ready_pods"}, status_code=200 if ready else 503
         )
@@ -118,6 +132,22 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
             "queue_depth": sum(int(p["queue_depth"]) for p in pools),  # type: ignore[call-overload]
             "pools": pools,
         }
+
+    @app.websocket("/v1/realtime")
+    async def realtime(websocket: WebSocket) -> None:
+        await RealtimeSession(websocket, state, state.session_limits).run(auth)
+
+    @app.get("/", include_in_schema=False)
+    async def recorder_page() -> FileResponse:
+        # The page holds no secret: the user types the API key into it.
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static_file(name: str) -> FileResponse:
+        path = (STATIC / name).resolve()
+        if path.parent != STATIC.resolve() or not path.is_file():
+            raise AsrpoolError(ErrorCode.NOT_FOUND, f"No file {name}.")
+        return FileResponse(path)
 
     @app.post("/v1/audio/transcriptions", dependencies=api)
     async def transcriptions(request: Request) -> Response:

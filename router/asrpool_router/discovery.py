@@ -37,6 +37,10 @@ class StaticDiscovery:
         self._model_of: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 
+    def ready(self) -> bool:
+        """Some backend takes work now."""
+        return self.pools.any_ready()
+
     async def check_all(self) -> None:
         await asyncio.gather(*(self._check(url) for url in self.urls))
 

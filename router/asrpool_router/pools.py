@@ -33,10 +33,12 @@ class PoolRegistry:
         self._runners: dict[str, PoolRunner] = {}
         self.default_model = default_model
 
-    def ensure(self, model: str) -> PoolRunner:
+    def ensure(self, model: str, policy: PoolPolicy | None = None) -> PoolRunner:
+        """The model's pool, created (with ``policy`` or the default one) if new."""
         runner = self._runners.get(model)
         if runner is None:
-            runner = PoolRunner(Pool(model, self._policy_for(model), rng=self._rng), self._metrics)
+            policy = policy if policy is not None else self._policy_for(model)
+            runner = PoolRunner(Pool(model, policy, rng=self._rng), self._metrics)
             self._runners[model] = runner
             if self.default_model is None:
                 self.default_model = model
@@ -55,6 +57,12 @@ class PoolRegistry:
                 param="model",
             )
         return runner
+
+    def drop(self, model: str) -> None:
+        """Stop serving ``model`` (its ASRPool is gone); requests in flight keep their runner."""
+        self._runners.pop(model, None)
+        if self.default_model == model:
+            self.default_model = next(iter(self._runners), None)
 
     def runners(self) -> list[PoolRunner]:
         return list(self._runners.values())

@@ -12,6 +12,8 @@ class RouterSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     backends: tuple[str, ...] = ()  # static worker URLs (asrpool local, asrpool router)
+    kubernetes: bool = False  # discover pools from ASRPools and their EndpointSlices instead
+    namespace: str | None = None  # where to watch (default: the pod's own namespace)
     auth: bool = True
     api_keys: tuple[str, ...] = ()
     per_pod: int = 2

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -113,15 +115,49 @@ def workers(tmp: Path, n: int, *extra: str) -> Iterator[list[ServerProcess]]:
 
 
 @contextlib.contextmanager
-def router(tmp: Path, backends: list[str], *extra: str) -> Iterator[ServerProcess]:
-    """``asrpool router --no-auth`` in front of ``backends``."""
+def router(
+    tmp: Path, backends: list[str], *extra: str, api_keys: tuple[str, ...] = ()
+) -> Iterator[ServerProcess]:
+    """``asrpool router`` in front of ``backends``: ``--no-auth``, or these ``api_keys``."""
     port = free_port()
-    args = ["router", "--port", str(port), "--no-auth"]
+    args = ["router", "--port", str(port)]
+    env = {}
+    if api_keys:
+        env["ASRPOOL_API_KEYS"] = ",".join(api_keys)
+    else:
+        args.append("--no-auth")
     for url in backends:
         args += ["--backend", url]
-    proc = ServerProcess([*args, *extra], port, tmp / "router.log")
+    name = "router-auth.log" if api_keys else "router.log"
+    proc = ServerProcess([*args, *extra], port, tmp / name, env=env)
     try:
         proc.wait_ready()
         yield proc
     finally:
         proc.stop()
+
+
+@dataclass
+class LocalPool:
+    proc: ServerProcess
+    api_key: str
+
+    @property
+    def url(self) -> str:
+        return self.proc.url
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def start_local(tmp: Path, *extra: str, workers: int = 2) -> LocalPool:
+    port = free_port()
+    proc = ServerProcess(
+        ["local", "--workers", str(workers), "--port", str(port), *LEAN_WORKER, *extra],
+        port,
+        tmp / "local.log",
+    )
+    proc.wait_ready(timeout=120)
+    match = re.search(r"API key: (\S+)", proc.log())
+    return LocalPool(proc, match.group(1) if match else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from asrpool_router.logic.breaker import Breaker, BreakerPolicy, BreakerState
 from asrpool_router.logic.errors import OutcomeKind
 

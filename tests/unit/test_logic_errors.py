@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from asrpool_router.logic.errors import AttemptResult, Outcome, OutcomeKind, classify
 
 from asrpool.wire import ERROR_CODE_HEADER, ErrorCode, error_body
+from asrpool_router.logic.errors import AttemptResult, Outcome, OutcomeKind, classify
 
 XINFERENCE_OOM = json.dumps(
     {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from asrpool_router.logic.budget import BudgetPolicy
 from asrpool_router.logic.pods import PodState, PodStore
 

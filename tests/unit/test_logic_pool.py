@@ -6,6 +6,8 @@ import random
 from collections.abc import Sequence
 
 import pytest
+
+from asrpool.wire import ErrorCode
 from asrpool_router.logic.errors import AttemptResult, Outcome, OutcomeKind, classify
 from asrpool_router.logic.pods import PodState
 from asrpool_router.logic.pool import (
@@ -18,12 +20,11 @@ from asrpool_router.logic.pool import (
     Slot,
 )
 from asrpool_router.logic.request import Request
-from asrpool_router.logic.retry import Backoff, RetryNow
+from asrpool_router.logic.retry import Backoff, GiveUp, RetryNow
 from asrpool_router.logic.scheduler import Scheduler
+from asrpool_router.logic.scheduling import ScoredPod
 
-from asrpool.wire import ErrorCode
-
-R, I, B = Priority.REALTIME, Priority.INTERACTIVE, Priority.BATCH
+REALTIME, INTERACTIVE, BATCH = Priority.REALTIME, Priority.INTERACTIVE, Priority.BATCH
 
 
 class PoolHarness:
@@ -38,18 +39,18 @@ class PoolHarness:
             self.pool.upsert_pod(pod_id, f"http://{pod_id}:8000", now=self.now)
         return self
 
-    def grant(self, audio: float = 10.0, priority: Priority = I, **kw: object) -> Slot:
+    def grant(self, audio: float = 10.0, priority: Priority = INTERACTIVE, **kw: object) -> Slot:
         result = self.submit(audio, priority, **kw)
         assert isinstance(result, Granted), result
         return result.slot
 
-    def queue(self, audio: float = 10.0, priority: Priority = I, **kw: object) -> int:
+    def queue(self, audio: float = 10.0, priority: Priority = INTERACTIVE, **kw: object) -> int:
         result = self.submit(audio, priority, **kw)
         assert isinstance(result, Queued), result
         return result.ticket
 
     def submit(
-        self, audio: float = 10.0, priority: Priority = I, **kw: object
+        self, audio: float = 10.0, priority: Priority = INTERACTIVE, **kw: object
     ) -> Granted | Queued | Rejected:
         return self.pool.submit(audio_seconds=audio, priority=priority, now=self.now, **kw)  # type: ignore[arg-type]
 
@@ -81,10 +82,10 @@ def test_requests_beyond_the_per_pod_budget_wait_in_the_queue() -> None:
 def test_a_released_slot_goes_to_the_best_class_then_the_oldest() -> None:
     h = PoolHarness(per_pod=1).with_pods("a")
     held = h.grant()
-    batch = h.queue(priority=B)
-    first = h.queue(priority=I)
-    second = h.queue(priority=I)
-    realtime = h.queue(priority=R)
+    batch = h.queue(priority=BATCH)
+    first = h.queue(priority=INTERACTIVE)
+    second = h.queue(priority=INTERACTIVE)
+    realtime = h.queue(priority=REALTIME)
     order = []
     slot = held
     for _ in range(4):
@@ -99,8 +100,8 @@ def test_queued_ticket_keeps_its_exclude_set_and_does_not_block_others() -> None
     h = PoolHarness(per_pod=1).with_pods("a", "b")
     on_a = h.grant(exclude=frozenset({"b"}))
     h.grant(exclude=frozenset({"a"}))
-    avoids_a = h.queue(priority=R, exclude=frozenset({"a"}))
-    anywhere = h.queue(priority=B)
+    avoids_a = h.queue(priority=REALTIME, exclude=frozenset({"a"}))
+    anywhere = h.queue(priority=BATCH)
     grants = h.pool.release(on_a, OutcomeKind.OK, h.now)
     assert _tickets(grants) == [anywhere]
     assert grants[0].slot.pod_id == "a"
@@ -301,18 +302,18 @@ def test_a_failed_probe_ejects_again_for_longer() -> None:
 def test_a_new_request_does_not_jump_ahead_of_a_waiter_when_a_cool_down_ends() -> None:
     h = PoolHarness(breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a")
     h.pool.release(h.grant(), OutcomeKind.UNREACHABLE, 0.0)
-    waiting = h.queue(priority=I)
+    waiting = h.queue(priority=INTERACTIVE)
     h.now = 11.0
-    assert isinstance(h.submit(priority=B), Queued)  # the probe belongs to the waiter
+    assert isinstance(h.submit(priority=BATCH), Queued)  # the probe belongs to the waiter
     assert _tickets(h.pool.poll(11.0)) == [waiting]
 
 
 def test_a_higher_class_request_may_pass_a_lower_class_waiter() -> None:
     h = PoolHarness(breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a")
     h.pool.release(h.grant(), OutcomeKind.UNREACHABLE, 0.0)
-    h.queue(priority=B)
+    h.queue(priority=BATCH)
     h.now = 11.0
-    assert isinstance(h.submit(priority=R), Granted)
+    assert isinstance(h.submit(priority=REALTIME), Granted)
 
 
 def test_has_free_slot_respects_exclusions() -> None:
@@ -326,7 +327,7 @@ def test_has_free_slot_respects_exclusions() -> None:
 def test_snapshot_reports_pods_queue_and_totals() -> None:
     h = PoolHarness(per_pod=1).with_pods("a")
     slot = h.grant(audio=30.0)
-    h.queue(priority=R)
+    h.queue(priority=REALTIME)
     snap = h.pool.snapshot()
     assert snap["model"] == "whisper-small"
     assert snap["in_flight"] == 1
@@ -360,16 +361,16 @@ class _EverythingOnFirstPod:
 
 
 class _First:
-    def pick(self, scored: Sequence[object]) -> PodState:
-        return scored[0].pod  # type: ignore[attr-defined,no-any-return]
+    def pick(self, scored: Sequence[ScoredPod]) -> PodState:
+        return scored[0].pod
 
 
 def test_a_custom_scheduler_cannot_break_the_budget_or_exclusions() -> None:
     scheduler = Scheduler(filters=[_EverythingOnFirstPod()], scorers=[], picker=_First())
     pool = Pool("m", PoolPolicy(per_pod=1), scheduler=scheduler)
     pool.upsert_pod("a", "http://a")
-    assert isinstance(pool.submit(audio_seconds=1, priority=I, now=0.0), Granted)
-    assert isinstance(pool.submit(audio_seconds=1, priority=I, now=0.0), Queued)
+    assert isinstance(pool.submit(audio_seconds=1, priority=INTERACTIVE, now=0.0), Granted)
+    assert isinstance(pool.submit(audio_seconds=1, priority=INTERACTIVE, now=0.0), Queued)
     pool.upsert_pod("b", "http://b")
     assert pool.snapshot()["pods"][0]["in_flight"] == 1
 
@@ -403,9 +404,71 @@ def test_pool_without_injected_rng_is_reproducible() -> None:
             pool.upsert_pod(name, f"http://{name}")
         out = []
         for _ in range(12):
-            result = pool.submit(audio_seconds=1.0, priority=I, now=0.0)
+            result = pool.submit(audio_seconds=1.0, priority=INTERACTIVE, now=0.0)
             assert isinstance(result, Granted)
             out.append(result.slot.pod_id)
         return out
 
     assert run() == run()
+
+
+def test_next_wakeup_is_none_when_nothing_waits_even_with_a_pod_in_cool_down() -> None:
+    h = PoolHarness(breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a", "b")
+    h.pool.release(h.grant(exclude=frozenset({"b"})), OutcomeKind.UNREACHABLE, 0.0)
+    assert h.pool.next_wakeup() is None
+    assert h.pool.next_deadline() is None
+
+
+def test_next_wakeup_is_the_queue_deadline_when_no_pod_is_ejected() -> None:
+    h = PoolHarness(per_pod=1, queue_timeout_s=30.0).with_pods("a")
+    h.grant()
+    h.now = 2.0
+    h.queue()
+    assert h.pool.next_wakeup() == h.pool.next_deadline() == 32.0
+
+
+def test_permanent_error_gives_up_with_its_code_even_with_room_elsewhere() -> None:
+    h = PoolHarness().with_pods("a", "b")
+    slot = h.grant()
+    outcome = classify(AttemptResult(status=400, error_code_header="invalid_audio"))
+    h.pool.release(slot, outcome, h.now)
+    decision = h.pool.retry_decision(outcome, attempt=1, pod_id=slot.pod_id)
+    assert decision == GiveUp(ErrorCode.INVALID_AUDIO)
+
+
+def test_retry_decision_counts_already_tried_pods_as_no_room() -> None:
+    h = PoolHarness().with_pods("a", "b")
+    slot = h.grant(exclude=frozenset({"b"}))
+    outcome = Outcome.of(OutcomeKind.UNREACHABLE)
+    h.pool.release(slot, outcome, h.now)
+    decision = h.pool.retry_decision(outcome, attempt=2, pod_id="a", tried=frozenset({"b"}))
+    assert isinstance(decision, Backoff)
+
+
+def test_reconfigure_raises_budgets_at_their_ceiling_and_hands_room_to_waiters():
+
+    pool = Pool("m", PoolPolicy(per_pod=1, max_queue=4))
+    pool.upsert_pod("a", "http://a", now=0.0)
+    first = pool.submit(audio_seconds=1, priority=Priority.INTERACTIVE, now=0.0)
+    waiting = pool.submit(audio_seconds=1, priority=Priority.INTERACTIVE, now=0.0)
+    assert isinstance(first, Granted) and isinstance(waiting, Queued)
+    grants = pool.reconfigure(PoolPolicy(per_pod=2, max_queue=4), now=1.0)
+    assert [g.slot.ticket for g in grants] == [waiting.ticket]
+    assert pool.snapshot()["pods"][0]["budget"] == 2
+    for g in (first.slot, grants[0].slot):
+        pool.release(g, OutcomeKind.OK, now=2.0)
+    assert pool.in_flight() == 0
+
+
+def test_reconfigure_keeps_a_budget_cut_by_oom_within_the_new_ceiling():
+
+    pool = Pool("m", PoolPolicy(per_pod=4))
+    pool.upsert_pod("a", "http://a", now=0.0)
+    granted = pool.submit(audio_seconds=1, priority=Priority.INTERACTIVE, now=0.0)
+    assert isinstance(granted, Granted)
+    pool.release(granted.slot, OutcomeKind.OOM, now=1.0)
+    assert pool.snapshot()["pods"][0]["budget"] == 2
+    pool.reconfigure(PoolPolicy(per_pod=8), now=2.0)
+    assert pool.snapshot()["pods"][0]["budget"] == 2  # learned capacity is kept
+    pool.reconfigure(PoolPolicy(per_pod=1), now=3.0)
+    assert pool.snapshot()["pods"][0]["budget"] == 1

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
 from asrpool_router.logic.queueing import Waiter, WaitQueue
 from asrpool_router.logic.request import Priority, Request
 
-R, I, B = Priority.REALTIME, Priority.INTERACTIVE, Priority.BATCH
+REALTIME, INTERACTIVE, BATCH = Priority.REALTIME, Priority.INTERACTIVE, Priority.BATCH
 
 
 def _waiter(ticket: int, priority: Priority, at: float = 0.0, timeout: float = 10.0) -> Waiter:
@@ -16,9 +17,9 @@ def _waiter(ticket: int, priority: Priority, at: float = 0.0, timeout: float = 1
 @pytest.mark.parametrize(
     ("arrivals", "order"),
     [
-        ([(1, B), (2, I), (3, R)], [3, 2, 1]),
-        ([(1, I), (2, I), (3, I)], [1, 2, 3]),
-        ([(1, B), (2, R), (3, B), (4, R), (5, I)], [2, 4, 5, 1, 3]),
+        ([(1, BATCH), (2, INTERACTIVE), (3, REALTIME)], [3, 2, 1]),
+        ([(1, INTERACTIVE), (2, INTERACTIVE), (3, INTERACTIVE)], [1, 2, 3]),
+        ([(1, BATCH), (2, REALTIME), (3, BATCH), (4, REALTIME), (5, INTERACTIVE)], [2, 4, 5, 1, 3]),
     ],
 )
 def test_realtime_first_then_interactive_then_batch_fifo_within_a_class(
@@ -32,10 +33,10 @@ def test_realtime_first_then_interactive_then_batch_fifo_within_a_class(
 
 def test_a_full_queue_refuses_more() -> None:
     queue = WaitQueue(capacity=2)
-    assert queue.push(_waiter(1, B))
-    assert queue.push(_waiter(2, B))
+    assert queue.push(_waiter(1, BATCH))
+    assert queue.push(_waiter(2, BATCH))
     assert queue.full
-    assert not queue.push(_waiter(3, R))
+    assert not queue.push(_waiter(3, REALTIME))
     assert len(queue) == 2
 
 
@@ -45,9 +46,9 @@ def test_zero_capacity_queue_is_always_full() -> None:
 
 def test_expired_entries_are_reported_and_removed() -> None:
     queue = WaitQueue(capacity=10)
-    queue.push(_waiter(1, R, at=0.0, timeout=5.0))
-    queue.push(_waiter(2, B, at=1.0, timeout=5.0))
-    queue.push(_waiter(3, I, at=2.0, timeout=5.0))
+    queue.push(_waiter(1, REALTIME, at=0.0, timeout=5.0))
+    queue.push(_waiter(2, BATCH, at=1.0, timeout=5.0))
+    queue.push(_waiter(3, INTERACTIVE, at=2.0, timeout=5.0))
     assert queue.next_deadline() == 5.0
     assert [w.ticket for w in queue.expire(4.9)] == []
     assert [w.ticket for w in queue.expire(6.0)] == [1, 2]
@@ -57,8 +58,8 @@ def test_expired_entries_are_reported_and_removed() -> None:
 
 def test_removed_tickets_do_not_expire_or_set_the_deadline() -> None:
     queue = WaitQueue(capacity=10)
-    queue.push(_waiter(1, R, at=0.0))
-    queue.push(_waiter(2, R, at=1.0))
+    queue.push(_waiter(1, REALTIME, at=0.0))
+    queue.push(_waiter(2, REALTIME, at=1.0))
     assert queue.remove(1) is not None
     assert queue.remove(1) is None
     assert queue.next_deadline() == 11.0
@@ -70,13 +71,13 @@ def test_removed_tickets_do_not_expire_or_set_the_deadline() -> None:
 def test_many_early_removals_keep_the_deadline_heap_small() -> None:
     queue = WaitQueue(capacity=10)
     for ticket in range(1000):
-        queue.push(_waiter(ticket, I))
+        queue.push(_waiter(ticket, INTERACTIVE))
         queue.remove(ticket)
     assert len(queue._deadlines) < 100
 
 
 def test_a_ticket_cannot_be_queued_twice() -> None:
     queue = WaitQueue(capacity=10)
-    assert queue.push(_waiter(1, I))
-    assert not queue.push(_waiter(1, R))
+    assert queue.push(_waiter(1, INTERACTIVE))
+    assert not queue.push(_waiter(1, REALTIME))
     assert len(queue) == 1

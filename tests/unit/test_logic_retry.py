@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from asrpool_router.logic.errors import Outcome, OutcomeKind
-from asrpool_router.logic.retry import Backoff, GiveUp, RetryNow, RetryPolicy, decide
 
 from asrpool.wire import ErrorCode
+from asrpool_router.logic.errors import Outcome, OutcomeKind
+from asrpool_router.logic.retry import Backoff, GiveUp, RetryNow, RetryPolicy, decide
 
 
 class FixedRng:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from asrpool_router.logic.retry_after import HoldTime, retry_after_s
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 import pytest
+
 from asrpool_router.logic.errors import OutcomeKind
 from asrpool_router.logic.plugins import (
     ExcludeTriedFilter,

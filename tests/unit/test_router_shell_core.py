@@ -6,6 +6,8 @@ import io
 import wave
 
 import pytest
+
+from asrpool.wire import AsrpoolError
 from asrpool_router.auth import ApiKeyAuth, bearer_token, key_matches
 from asrpool_router.logic.audio_estimate import (
     COMPRESSED_BYTES_PER_SECOND,
@@ -13,8 +15,6 @@ from asrpool_router.logic.audio_estimate import (
     estimate_audio_seconds,
 )
 from asrpool_router.logic.stats import RequestStats, merge
-
-from asrpool.wire import AsrpoolError
 
 
 def wav_bytes(seconds: float, rate: int = 16_000) -> bytes:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+
+from asrpool.wire import AsrpoolError, ErrorCode
 from asrpool_worker.formats import FORMATS, as_srt, as_verbose_json, as_vtt
 from asrpool_worker.guard import MemoryCosts, MemoryGuard
 from asrpool_worker.params import parse_request
 from asrpool_worker.transcript import Segment, Transcript, Word
-
-from asrpool.wire import AsrpoolError, ErrorCode
 from tests.support.subtitles import cue_times
 
 
@@ -127,3 +127,21 @@ def test_params_reject_a_model_this_worker_does_not_serve():
     with pytest.raises(AsrpoolError) as err:
         parse_request(fields(model="large-v3"), task="transcribe", served_model="tiny.en")
     assert err.value.code is ErrorCode.MODEL_NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("response_format", "timestamps"),
+    [("json", False), ("text", False), ("srt", True), ("vtt", True), ("verbose_json", True)],
+)
+def test_times_are_computed_only_for_formats_that_show_them(response_format, timestamps):
+    req = parse_request(
+        fields(response_format=response_format), task="transcribe", served_model="tiny.en"
+    )
+    assert req.options.timestamps is timestamps
+
+
+def test_live_partials_ask_for_a_fast_draft():
+    assert parse_request(
+        {"asrpool_draft": ["true"]}, task="transcribe", served_model="tiny.en"
+    ).options.draft
+    assert not parse_request({}, task="transcribe", served_model="tiny.en").options.draft

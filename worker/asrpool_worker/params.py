@@ -15,6 +15,8 @@ from .formats import FORMATS
 
 # What OpenAI clients send by default; served by whatever model this worker has.
 OPENAI_DEFAULT_MODEL = "whisper-1"
+# asrpool's own form field (other servers ignore it): this is a live partial, speed first.
+DRAFT_FIELD = "asrpool_draft"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ def parse_request(fields: dict[str, list[str]], *, task: str, served_model: str)
             prompt=one("prompt") or None,
             temperature=temperature,
             word_timestamps="word" in granularities,
+            timestamps=response_format in ("srt", "vtt", "verbose_json"),
+            draft=(one(DRAFT_FIELD) or "").lower() in ("1", "true"),
         ),
         response_format=response_format,
     )

@@ -5,7 +5,7 @@ carries out the answer. Nothing in this package imports an event loop, an HTTP l
 a clock or a random source: time arrives as ``now: float`` and randomness as an injected
 ``Rng`` (``rng.py``), so every decision is reproducible in a table-driven test.
 
-Layout, one concept per module::
+Scheduling and admission, one concept per module::
 
     pool.py        the facade the shell calls: admission, slots, grants to waiters
     pods.py        per-pod state (readiness, slots in flight, budget, breaker) and the store
@@ -20,4 +20,7 @@ Layout, one concept per module::
     errors.py      an attempt's answer → outcome kind (OOM, unreachable, …) and error code
     retry.py       outcome → retry elsewhere now, back off, or give up
     rng.py         the randomness seam
+
+The realtime audio helpers (chunking, VAD, PCM, length estimates) and the /stats
+counters live here too, each module with its own docstring.
 """

@@ -54,6 +54,18 @@ class AdaptiveBudget:
         """How many slots the pod may hold at once."""
         return self.value
 
+    def repolicy(self, policy: BudgetPolicy) -> None:
+        """The pool's perPod changed: keep what was learned, within the new bounds.
+
+        A budget at its old ceiling follows the ceiling (up or down); one cut by OOMs
+        stays cut and climbs back by the usual additive steps.
+        """
+        at_ceiling = self.value >= self.policy.ceiling
+        self.policy = policy
+        self.value = (
+            policy.ceiling if at_ceiling else min(max(self.value, policy.floor), policy.ceiling)
+        )
+
     def on_oom(self, granted_epoch: int | None = None) -> bool:
         """Multiplicative decrease; True if the budget shrank.
 

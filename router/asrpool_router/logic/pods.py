@@ -70,13 +70,20 @@ class PodState:
             self.in_flight_audio_seconds = max(0.0, self.in_flight_audio_seconds - audio_seconds)
 
 
-@dataclass
 class PodStore:
-    """The pods of one pool, in the order they were first seen."""
+    """The pods of one pool, in the order they were first seen.
 
-    budget_policy: BudgetPolicy = field(default_factory=BudgetPolicy)
-    breaker_policy: BreakerPolicy = field(default_factory=BreakerPolicy)
-    _pods: dict[str, PodState] = field(default_factory=dict)
+    New pods get a budget and a breaker built from the store's policies.
+    """
+
+    def __init__(
+        self,
+        budget_policy: BudgetPolicy | None = None,
+        breaker_policy: BreakerPolicy | None = None,
+    ) -> None:
+        self.budget_policy = budget_policy if budget_policy is not None else BudgetPolicy()
+        self.breaker_policy = breaker_policy if breaker_policy is not None else BreakerPolicy()
+        self._pods: dict[str, PodState] = {}
 
     def upsert(
         self, pod_id: str, url: str, *, ready: bool = True, terminating: bool = False

@@ -217,6 +217,21 @@ class Pool:
         self._store.upsert(pod_id, url, ready=ready, terminating=terminating)
         return self._dispatch(now)
 
+    def reconfigure(self, policy: PoolPolicy, now: float | None = None) -> list[Granted]:
+        """The pool's settings changed (its ASRPool was edited); new room goes to waiters.
+
+        Budgets keep what they learned within the new perPod; the queue's new bound
+        applies to new arrivals (tickets already waiting keep their place and deadline).
+        """
+        now = self._tick(now)
+        self.policy = policy
+        self._store.budget_policy = policy.budget_policy()
+        self._store.breaker_policy = policy.breaker_policy()
+        for pod in self._store:
+            pod.budget.repolicy(policy.budget_policy())
+        self._queue.capacity = policy.max_queue
+        return self._dispatch(now)
+
     def remove_pod(self, pod_id: str) -> None:
         """Discovery lost the pod. With slots in flight it lingers until they come back."""
         self._store.delete(pod_id)
@@ -236,7 +251,7 @@ class Pool:
             raise ValueError("audio_seconds must be a finite number >= 0")
         now = self._tick(now)
         request = Request(audio_seconds, Priority(priority), frozenset(exclude))
-        if True:
+        if not self._earlier_waiter_can_go(request, now):
             pod = self._pick(request, now)
             if pod is not None:
                 return Granted(self._grant(pod, self._new_ticket(), request, now))
@@ -252,9 +267,7 @@ class Pool:
         self.counters.queued += 1
         return Queued(ticket)
 
-    def release(
-        self, slot: Slot, outcome: OutcomeKind | Outcome, now: float
-    ) -> list[Granted]:
+    def release(self, slot: Slot, outcome: OutcomeKind | Outcome, now: float) -> list[Granted]:
         """Give ``slot`` back, learn from ``outcome``, hand the room to waiting tickets."""
         now = self._tick(now)
         kind = outcome.kind if isinstance(outcome, Outcome) else OutcomeKind(outcome)
@@ -303,9 +316,7 @@ class Pool:
         deadline = self._queue.next_deadline()
         if deadline is not None:
             times.append(deadline)
-            times.extend(
-                t for pod in self._store if (t := pod.breaker.wakes_at()) is not None
-            )
+            times.extend(t for pod in self._store if (t := pod.breaker.wakes_at()) is not None)
         return min(times, default=None)
 
     def has_free_slot(
@@ -425,9 +436,7 @@ class Pool:
     def _capacity(self, now: float) -> int:
         """Slots of the pods that could take work (ignoring how many are busy)."""
         return sum(
-            p.budget.capacity
-            for p in self._store
-            if p.schedulable and p.breaker.admits(now)
+            p.budget.capacity for p in self._store if p.schedulable and p.breaker.admits(now)
         )
 
     def _pick(self, request: Request, now: float) -> PodState | None:

@@ -1,0 +1,123 @@
+"""What the router should serve, derived from ASRPool objects and their EndpointSlices.
+
+The Kubernetes discovery shell keeps the latest ASRPools and EndpointSlices of its
+namespace (as the API server's plain dicts) and calls ``pool_views`` after every
+change; the answer says, per model, the pool's policy and its endpoints. The shell
+then upserts and removes pods so the router follows: a new ready endpoint gets
+work at once, a terminating or vanished one gets none.
+
+EndpointSlices are tied to their pool by the label ``asrpool.dev/pool`` (the
+operator puts it on the pool's headless Service; the EndpointSlice controller
+copies Service labels onto its slices).
+
+Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .pool import PoolPolicy
+
+POOL_LABEL = "asrpool.dev/pool"
+DEFAULT_POOL_ANNOTATION = "asrpool.dev/default-pool"
+WORKER_PORT_NAME = "http"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    pod_id: str
+    url: str
+    ready: bool
+    terminating: bool
+
+
+@dataclass(frozen=True)
+class PoolView:
+    name: str  # the ASRPool's name
+    model: str  # what clients send
+    policy: PoolPolicy
+    endpoints: tuple[Endpoint, ...]
+    default: bool = False
+
+
+def pool_policy(spec: dict[str, Any]) -> PoolPolicy:
+    """The router's knobs from an ASRPool spec; absent fields keep the router's defaults."""
+    concurrency = spec.get("concurrency") or {}
+    retry = spec.get("retry") or {}
+    defaults = PoolPolicy()
+    return PoolPolicy(
+        per_pod=int(concurrency.get("perPod", defaults.per_pod)),
+        max_queue=int(concurrency.get("maxQueue", defaults.max_queue)),
+        queue_timeout_s=float(concurrency.get("queueTimeoutSeconds", defaults.queue_timeout_s)),
+        max_attempts=int(retry.get("maxAttempts", defaults.max_attempts)),
+        backoff_base_s=float(retry.get("backoffBaseSeconds", defaults.backoff_base_s)),
+        backoff_cap_s=float(retry.get("backoffCapSeconds", defaults.backoff_cap_s)),
+    )
+
+
+def endpoints_of(endpoint_slice: dict[str, Any]) -> list[Endpoint]:
+    """The worker endpoints one EndpointSlice lists (IPv6 addresses bracketed)."""
+    ports = endpoint_slice.get("ports") or []
+    port = next((p.get("port") for p in ports if p.get("name") == WORKER_PORT_NAME), None)
+    if port is None and len(ports) == 1:
+        port = ports[0].get("port")
+    if port is None:
+        return []
+    ipv6 = endpoint_slice.get("addressType") == "IPv6"
+    out = []
+    for ep in endpoint_slice.get("endpoints") or []:
+        addresses = ep.get("addresses") or []
+        if not addresses:
+            continue
+        host = f"[{addresses[0]}]" if ipv6 else addresses[0]
+        url = f"http://{host}:{port}"
+        conditions = ep.get("conditions") or {}
+        target = ep.get("targetRef") or {}
+        terminating = bool(conditions.get("terminating", False))
+        # Kubernetes: a missing ready condition means ready; terminating endpoints are never.
+        ready = conditions.get("ready") is not False and not terminating
+        out.append(Endpoint(target.get("name") or url, url, ready, terminating))
+    return out
+
+
+def pool_views(
+    asrpools: dict[str, dict[str, Any]], slices: dict[str, dict[str, Any]]
+) -> dict[str, PoolView]:
+    """model → view, for every live ASRPool (one being deleted serves no more)."""
+    by_pool: dict[str, list[Endpoint]] = {}
+    for s in slices.values():
+        pool = ((s.get("metadata") or {}).get("labels") or {}).get(POOL_LABEL)
+        if pool:
+            by_pool.setdefault(pool, []).extend(endpoints_of(s))
+    views: dict[str, PoolView] = {}
+    for name in sorted(asrpools):
+        obj = asrpools[name]
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        model = spec.get("model")
+        if meta.get("deletionTimestamp") or not isinstance(model, str) or model in views:
+            continue  # a second pool for the same model is ignored; the first name wins
+        try:
+            policy = pool_policy(spec)
+        except (TypeError, ValueError):
+            continue  # the CRD's validation should make this impossible
+        endpoints = {e.pod_id: e for e in by_pool.get(name, [])}
+        views[model] = PoolView(
+            name=name,
+            model=model,
+            policy=policy,
+            endpoints=tuple(endpoints[k] for k in sorted(endpoints)),
+            default=(meta.get("annotations") or {}).get(DEFAULT_POOL_ANNOTATION) == "true",
+        )
+    return views
+
+
+def default_model(views: dict[str, PoolView]) -> str | None:
+    """The pool ``whisper-1`` goes to: the one annotated default, else the first by name."""
+    marked = sorted(v.name for v in views.values() if v.default)
+    names = marked or sorted(v.name for v in views.values())
+    if not names:
+        return None
+    return next(v.model for v in views.values() if v.name == names[0])

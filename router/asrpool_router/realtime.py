@@ -1,0 +1,301 @@
+"""Realtime transcription sessions over WebSocket (record and transcribe at once).
+
+One ``RealtimeSession`` per socket. It parses client events
+(``logic.realtime_protocol``), cuts the audio into utterances (``logic.chunking``)
+and sends each piece through the same scheduler as uploads (``dispatch.forward``)
+with realtime priority, so batch work never starves a live speaker and an OOM or a
+lost pod retries the piece elsewhere. Partials run at most one at a time per
+session (a late partial is skipped, not queued: the next one supersedes it);
+finals run in order, each prompted with the session's recent final text so
+wording and casing stay consistent across cuts.
+
+Every task a session starts is cancelled when the socket goes away, and
+``forward`` releases the slot of a cancelled attempt: a disconnect frees all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import WebSocket
+from starlette.websockets import WebSocketState
+
+from asrpool.wire import AsrpoolError, ErrorCode
+
+from .auth import ApiKeyAuth, bearer_token
+from .dispatch import Job, forward
+from .logic import realtime_protocol as proto
+from .logic.chunking import Chunker, Committed, PartialDue, SpeechStarted, SpeechStopped
+from .logic.pcm import samples_to_ms, to_whisper_rate, wav_bytes
+from .logic.request import Priority
+from .transport import BufferedUpload
+
+log = logging.getLogger(__name__)
+
+KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """What one session may ask of the pool."""
+
+    # Audio may arrive this many times faster than real time, after a burst allowance.
+    max_speed: float = 8.0
+    burst_s: float = 10.0
+    # Finals waiting to be transcribed; past this the client is told to slow down.
+    max_pending_finals: int = 8
+    # Recent final text passed as the next piece's prompt (Whisper reads ~224 tokens).
+    prompt_chars: int = 400
+
+
+def offered_key(websocket: WebSocket) -> str | None:
+    """The API key from ``Authorization: Bearer`` or the browser subprotocol."""
+    token = bearer_token(websocket.headers.get("authorization"))
+    if token:
+        return token
+    for proto_name in websocket.scope.get("subprotocols", []):
+        if proto_name.startswith(KEY_SUBPROTOCOL_PREFIX):
+            return proto_name[len(KEY_SUBPROTOCOL_PREFIX) :]
+    return None
+
+
+def chosen_subprotocol(websocket: WebSocket) -> str | None:
+    """Browsers fail the handshake unless we pick one they offered; never echo the key."""
+    offered = [
+        p
+        for p in websocket.scope.get("subprotocols", [])
+        if not p.startswith(KEY_SUBPROTOCOL_PREFIX)
+    ]
+    if "realtime" in offered:
+        return "realtime"
+    return offered[0] if offered else None
+
+
+class RealtimeSession:
+    def __init__(
+        self, websocket: WebSocket, state: Any, limits: SessionLimits | None = None
+    ) -> None:
+        self.ws = websocket
+        self.state = state  # the router's RouterState
+        self.limits = limits or SessionLimits()
+        self.id = "sess_" + secrets.token_hex(8)
+        self.config = proto.SessionConfig()
+        self.chunker = Chunker(self.config.chunking)
+        self._send_lock = asyncio.Lock()
+        self._finals: asyncio.Queue[Committed | None] = asyncio.Queue()
+        self._partial: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._previous_item: str | None = None
+        self._completed: set[int] = set()
+        self._shown: dict[int, str] = {}
+        self._context = ""  # recent final text, the next piece's prompt
+        self._started = time.monotonic()
+        self._audio_s = 0.0
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def run(self, auth: ApiKeyAuth) -> None:
+        await self.ws.accept(subprotocol=chosen_subprotocol(self.ws))
+        try:
+            auth.check(offered_key(self.ws))
+        except AsrpoolError:
+            await self._send(
+                proto.error_event(
+                    "unauthorized",
+                    "Missing or wrong API key. Send 'Authorization: Bearer <key>' "
+                    "or the subprotocol 'openai-insecure-api-key.<key>'.",
+                    error_type="authentication_error",
+                )
+            )
+            await self.ws.close(code=1008)
+            return
+        intent = self.ws.query_params.get("intent", "transcription")
+        if intent != "transcription":
+            await self._send(
+                proto.error_event(
+                    "unsupported_intent",
+                    "This endpoint serves intent=transcription only.",
+                    param="intent",
+                )
+            )
+            await self.ws.close(code=1008)
+            return
+        self._spawn(self._final_worker())
+        await self._send(proto.session_event("transcription_session.created", self.config, self.id))
+        try:
+            await self._receive_loop()
+        finally:
+            await self._shutdown()
+
+    async def _receive_loop(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            payload = message.get("text")
+            if payload is None:
+                payload = message.get("bytes") or b""
+            try:
+                event_id, command = proto.parse_event(payload, self.config)
+                await self._handle(command, event_id)
+            except proto.ProtocolError as err:
+                await self._send(
+                    proto.error_event(err.code, err.message, param=err.param, event_id=err.event_id)
+                )
+            except AsrpoolError as err:  # e.g. an unknown model in a session update
+                await self._send(proto.error_event(err.code.value, str(err), param=err.param))
+
+    async def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        log.info("realtime session %s closed after %.1fs of audio", self.id, self._audio_s)
+
+    # --- commands -------------------------------------------------------------------
+
+    async def _handle(self, command: proto.Command, event_id: str | None) -> None:
+        if isinstance(command, proto.UpdateSession):
+            if command.config.model != self.config.model:
+                self.state.pools.resolve(command.config.model or None)  # 404s early if unknown
+            if command.config.chunking != self.config.chunking:
+                await self._on_events(self.chunker.commit())
+                self.chunker = Chunker(command.config.chunking)
+            self.config = command.config
+            await self._send(
+                proto.session_event("transcription_session.updated", self.config, self.id)
+            )
+        elif isinstance(command, proto.AppendAudio):
+            self._admit(command.samples.size / self.config.sample_rate, event_id)
+            samples = to_whisper_rate(command.samples, self.config.sample_rate)
+            await self._on_events(self.chunker.feed(samples))
+        elif isinstance(command, proto.CommitAudio):
+            events = self.chunker.commit()
+            if not any(isinstance(e, Committed) for e in events):
+                raise proto.ProtocolError(
+                    "input_audio_buffer_commit_empty",
+                    "There is no speech in the buffer to commit.",
+                    event_id=event_id,
+                )
+            await self._on_events(events)
+        elif isinstance(command, proto.ClearAudio):
+            self.chunker.clear()
+            await self._send(proto.cleared())
+
+    def _admit(self, seconds: float, event_id: str | None) -> None:
+        """Back-pressure: refuse audio faster than we promise to keep up with."""
+        elapsed = time.monotonic() - self._started
+        if self._audio_s + seconds > self.limits.burst_s + elapsed * self.limits.max_speed:
+            raise proto.ProtocolError(
+                "audio_too_fast",
+                f"Audio is arriving more than {self.limits.max_speed:g}x faster than real time; "
+                "this piece was dropped. Send audio at (or near) the pace it is recorded.",
+                event_id=event_id,
+            )
+        if self._finals.qsize() >= self.limits.max_pending_finals:
+            raise proto.ProtocolError(
+                "transcription_backlog",
+                "Too many utterances are waiting to be transcribed; this piece was dropped. "
+                "Slow down or pause briefly.",
+                event_id=event_id,
+            )
+        self._audio_s += seconds
+
+    async def _on_events(self, events: list[Any]) -> None:
+        for event in events:
+            item_id = _item_id(self.id, event.item)
+            if isinstance(event, SpeechStarted):
+                await self._send(proto.speech_started(item_id, samples_to_ms(event.start)))
+            elif isinstance(event, SpeechStopped):
+                await self._send(proto.speech_stopped(item_id, samples_to_ms(event.end)))
+            elif isinstance(event, PartialDue):
+                if self._partial is None or self._partial.done():
+                    self._partial = self._spawn(self._run_partial(event))
+            elif isinstance(event, Committed):
+                await self._send(proto.committed(item_id, self._previous_item))
+                self._previous_item = item_id
+                self._finals.put_nowait(event)
+
+    # --- transcription --------------------------------------------------------------
+
+    async def _run_partial(self, event: PartialDue) -> None:
+        try:
+            text = await self._transcribe(event.audio, draft=True)
+        except AsrpoolError:
+            return  # a partial that fails is simply skipped; the final will retry
+        if event.item in self._completed or not text:
+            return
+        shown = self._shown.get(event.item, "")
+        append, self._shown[event.item] = proto.text_delta(shown, text)
+        await self._send(proto.delta(_item_id(self.id, event.item), append, text))
+
+    async def _final_worker(self) -> None:
+        while True:
+            event = await self._finals.get()
+            if event is None:
+                return
+            item_id = _item_id(self.id, event.item)
+            try:
+                text = await self._transcribe(event.audio)
+            except AsrpoolError as err:
+                self._completed.add(event.item)
+                await self._send(proto.failed(item_id, err.code.value, str(err)))
+                continue
+            self._completed.add(event.item)
+            self._shown.pop(event.item, None)
+            if text:
+                self._context = (self._context + " " + text).strip()[-self.limits.prompt_chars :]
+            await self._send(proto.completed(item_id, text))
+
+    async def _transcribe(self, samples: np.ndarray, *, draft: bool = False) -> str:
+        runner = self.state.pools.resolve(self.config.model or None)
+        fields = [("model", runner.model), ("response_format", "json")]
+        if draft:
+            fields.append(("asrpool_draft", "true"))  # our worker decodes greedily
+        if self.config.language:
+            fields.append(("language", self.config.language))
+        prompt = " ".join(p for p in (self.config.prompt, self._context) if p)
+        if prompt:
+            fields.append(("prompt", prompt))
+        wav = wav_bytes(samples)
+        job = Job(
+            path="/v1/audio/transcriptions",
+            upload=BufferedUpload("chunk.wav", "audio/wav", io.BytesIO(wav), len(wav), fields),
+            audio_seconds=samples.size / 16_000,
+            priority=Priority.REALTIME,
+        )
+        answer = await forward(runner, job, self.state.client, self.state.timeouts, self.state.rng)
+        try:
+            return str(json.loads(answer.content)["text"]).strip()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AsrpoolError(ErrorCode.INTERNAL_ERROR) from exc
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _send(self, event: dict[str, Any]) -> None:
+        event.setdefault("event_id", "event_" + secrets.token_hex(6))
+        if self.ws.client_state is not WebSocketState.CONNECTED:
+            return
+        async with self._send_lock:
+            with contextlib.suppress(Exception):  # the client may be gone; receive() will say
+                await self.ws.send_text(json.dumps(event, ensure_ascii=False))
+
+
+def _item_id(session_id: str, item: int) -> str:
+    return f"item_{session_id[5:]}_{item:04d}"

@@ -1,0 +1,244 @@
+"""Realtime sessions over WebSocket through `asrpool local`: latency, accuracy, load, abuse."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.support.procs import LocalPool, start_local
+from tests.support.realtime_client import (
+    COMPLETED,
+    DELTA,
+    first_sound_s,
+    open_session,
+    read_wav16,
+)
+from tests.support.speech import word_error_rate
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPool]:
+    local = start_local(tmp_path_factory.mktemp("realtime"))
+    try:
+        yield local
+    finally:
+        local.proc.stop()
+
+
+def assert_pool_idle(pool: LocalPool, within_s: float = 30.0) -> None:
+    deadline = time.monotonic() + within_s
+    while True:
+        stats = httpx.get(f"{pool.url}/stats", headers=pool.auth).json()
+        if stats["active_tasks"] == 0 and stats["queue_depth"] == 0:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"slots still held: {stats['active_tasks']} active, {stats['queue_depth']} queued"
+            )
+        time.sleep(0.1)
+
+
+def offline_text(pool: LocalPool, path) -> str:
+    resp = httpx.post(
+        f"{pool.url}/v1/audio/transcriptions",
+        headers=pool.auth,
+        timeout=120,
+        files={"file": (path.name, path.read_bytes())},
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()["text"]
+
+
+def test_live_stream_gives_early_partials_and_an_accurate_final(pool: LocalPool, speech):
+    clip = speech["long"]
+    samples = read_wav16(clip.path)
+    session = open_session(pool.url, pool.api_key)
+    started = session.stream(samples, speed=1.0)
+    finals = session.finish()
+    session.close()
+
+    first_word_at = started + first_sound_s(samples)
+    first_partial = session.of(DELTA)[0].at
+    latency = first_partial - first_word_at
+    print(f"first partial {latency:.2f}s after the first spoken word")
+    assert latency < 3.0  # the goal is 1.5 s on a free machine; CI's 2 cores are shared
+
+    live = " ".join(finals)
+    live_wer = word_error_rate(clip.text, live)
+    offline_wer = word_error_rate(clip.text, offline_text(pool, clip.path))
+    print(f"live WER {live_wer:.3f}, offline WER {offline_wer:.3f}, {len(finals)} finals")
+    assert live_wer <= offline_wer + 0.05
+    assert len(finals) >= 4  # cut at the pauses between sentences, not once at the end
+    # Partials arrived at a steady cadence while speech went on.
+    assert len(session.of(DELTA)) >= 8
+    assert_pool_idle(pool)
+
+
+def test_items_follow_the_openai_event_order(pool: LocalPool, speech):
+    session = open_session(pool.url, pool.api_key)
+    session.stream(read_wav16(speech["fox"].path), speed=2.0)
+    finals = session.finish()
+    session.close()
+    kinds = [r.event["type"] for r in session.events]
+    started = kinds.index("input_audio_buffer.speech_started")
+    stopped = kinds.index("input_audio_buffer.speech_stopped")
+    committed = kinds.index("input_audio_buffer.committed")
+    done = kinds.index(COMPLETED)
+    assert started < stopped < committed < done
+    item = session.of(COMPLETED)[0].event["item_id"]
+    assert all(r.event["item_id"] == item for r in session.of(DELTA))
+    assert "fox" in finals[0].lower()
+
+
+def test_four_sessions_and_a_batch_upload_all_complete_and_keep_cadence(pool: LocalPool, speech):
+    names = ["meeting", "library", "office", "station"]
+
+    def live(name: str):
+        clip = speech[name]
+        s = open_session(pool.url, pool.api_key)
+        s.stream(np.concatenate([read_wav16(clip.path)] * 3), speed=1.0)
+        finals = s.finish(timeout=120)
+        s.close()
+        return clip.text, finals, [r.at for r in s.of(DELTA)]
+
+    with concurrent.futures.ThreadPoolExecutor(5) as ex:
+        batch = ex.submit(offline_text, pool, speech["long"].path)
+        results = list(ex.map(live, names))
+        assert len(batch.result(timeout=180).split()) > 30
+    counts = []
+    for text, finals, delta_times in results:
+        assert finals, "every session got its finals"
+        assert word_error_rate(f"{text} {text} {text}", " ".join(finals)) < 0.35
+        gaps = np.diff(delta_times)
+        assert len(delta_times) >= 3
+        counts.append(len(delta_times))
+        print(f"session partial gaps: median {statistics.median(gaps):.2f}s, max {max(gaps):.2f}s")
+        # The design cadence is 0.7 s of new audio. On CI's two shared cores five clients
+        # saturate the CPU and a session then skips partials rather than queueing them,
+        # so the bounds are loose: partials keep coming and no session is starved.
+        assert statistics.median(gaps) < 4.0 and max(gaps) < 10.0
+    assert min(counts) >= max(counts) / 2, f"partials per session: {counts}"
+    assert_pool_idle(pool)
+
+
+def test_abuse_gets_error_events_and_the_session_survives(pool: LocalPool, speech):
+    s = open_session(pool.url, pool.api_key)
+    s.ws.send(b"\x00\xff garbage bytes")
+    s.wait_for("error", code="invalid_json")
+    s.ws.send("{ not json")
+    s.wait_for("error", code="invalid_json")
+    s.send({"type": "response.create"})
+    s.wait_for("error", code="unknown_event")
+    s.send({"type": "input_audio_buffer.append", "audio": "***not base64***", "event_id": "e9"})
+    bad = s.wait_for("error", code="invalid_audio")
+    assert bad["error"]["event_id"] == "e9"
+    s.send({"type": "session.update", "session": {"input_audio_sample_rate": 8000}})
+    s.wait_for("error", code="invalid_sample_rate")
+    s.send(
+        {
+            "type": "input_audio_buffer.append",
+            "audio": base64.b64encode(b"\0" * (3 * 2**20)).decode(),
+        }
+    )
+    s.wait_for("error", code="append_too_large")
+    s.send({"type": "input_audio_buffer.commit"})
+    s.wait_for("error", code="input_audio_buffer_commit_empty")
+    s.send(
+        {"type": "session.update", "session": {"input_audio_transcription": {"model": "large-v9"}}}
+    )
+    s.wait_for("error", code="model_not_found")
+    # Still alive: real speech is transcribed.
+    s.stream(read_wav16(speech["fox"].path), speed=2.0)
+    finals = s.finish()
+    assert "fox" in " ".join(finals).lower()
+    s.close()
+    assert_pool_idle(pool)
+
+
+def test_audio_far_faster_than_real_time_is_refused_with_an_error_event(pool: LocalPool, speech):
+    s = open_session(pool.url, pool.api_key)
+    loud = np.tile(read_wav16(speech["long"].path), 2)  # ~55 s of speech, sent at once
+    for offset in range(0, loud.size, 16_000):
+        s.append(loud[offset : offset + 16_000])
+    too_fast = s.wait_for("error", code="audio_too_fast", timeout=30)
+    assert "faster than real time" in too_fast["error"]["message"]
+    assert not s.closed.is_set()
+    s.close()
+    assert_pool_idle(pool, within_s=60)
+
+
+def test_disconnect_mid_utterance_frees_every_slot(pool: LocalPool, speech):
+    s = open_session(pool.url, pool.api_key)
+    s.stream(read_wav16(speech["long"].path)[: 16_000 * 4], speed=4.0)  # mid-sentence
+    s.wait_for(DELTA, timeout=30)
+    s.ws.close()
+    assert_pool_idle(pool)
+    # And the pool still serves.
+    assert "fox" in offline_text(pool, speech["fox"].path).lower()
+
+
+def test_auth_by_header_or_browser_subprotocol_and_refusal_in_words(pool: LocalPool, speech):
+    by_subprotocol = open_session(pool.url, pool.api_key, subprotocol_key=True)
+    assert by_subprotocol.ws.subprotocol == "realtime"
+    by_subprotocol.close()
+
+    from websockets.sync.client import connect
+
+    ws = connect(
+        pool.url.replace("http", "ws") + "/v1/realtime?intent=transcription",
+        additional_headers={"Authorization": "Bearer wrong"},
+        open_timeout=10,
+    )
+    import json
+
+    event = json.loads(ws.recv(timeout=10))
+    assert event["type"] == "error" and event["error"]["code"] == "unauthorized"
+    assert "API key" in event["error"]["message"]
+    with pytest.raises(Exception):  # noqa: B017 - the server closed the socket (1008)
+        ws.recv(timeout=10)
+    assert ws.close_code == 1008
+
+
+def test_manual_commit_mode_transcribes_what_was_sent(pool: LocalPool, speech):
+    s = open_session(pool.url, pool.api_key, turn_detection=None)
+    s.stream(read_wav16(speech["library"].path), speed=4.0)
+    s.send({"type": "input_audio_buffer.commit"})
+    final = s.wait_for(COMPLETED, timeout=60)
+    assert word_error_rate(speech["library"].text, final["transcript"]) < 0.2
+    assert not s.of("input_audio_buffer.speech_started")  # no VAD events in manual mode
+    s.close()
+
+
+def test_stream_command_prints_finals_as_lines(pool: LocalPool, speech):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asrpool",
+            "stream",
+            str(speech["long"].path),
+            "--fast",
+            "--url",
+            pool.url,
+            "--api-key",
+            pool.api_key,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
+    assert len(lines) >= 4
+    assert word_error_rate(speech["long"].text, " ".join(lines)) < 0.2

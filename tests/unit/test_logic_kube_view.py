@@ -1,0 +1,124 @@
+"""What the router serves in Kubernetes mode, from ASRPools and EndpointSlices (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asrpool_router.kube_api import parse_kubeconfig
+from asrpool_router.logic.kube_view import (
+    Endpoint,
+    default_model,
+    endpoints_of,
+    pool_policy,
+    pool_views,
+)
+from asrpool_router.logic.pool import PoolPolicy
+
+
+def asrpool(name: str, model: str, **spec: object) -> dict:
+    return {"metadata": {"name": name}, "spec": {"model": model, **spec}}
+
+
+def endpoint_slice(name: str, pool: str, port: int, *endpoints: dict) -> dict:
+    return {
+        "metadata": {"name": name, "labels": {"asrpool.dev/pool": pool}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+        "endpoints": list(endpoints),
+    }
+
+
+def ep(ip: str, pod: str, **conditions: bool) -> dict:
+    return {"addresses": [ip], "conditions": conditions, "targetRef": {"kind": "Pod", "name": pod}}
+
+
+def test_policy_comes_from_the_spec_with_router_defaults_for_the_rest():
+    policy = pool_policy(
+        {"concurrency": {"perPod": 3, "queueTimeoutSeconds": 30}, "retry": {"maxAttempts": 6}}
+    )
+    assert (policy.per_pod, policy.queue_timeout_s, policy.max_attempts) == (3, 30.0, 6)
+    assert policy.max_queue == PoolPolicy().max_queue
+
+
+def test_endpoints_carry_ready_and_terminating_and_name_the_pod():
+    s = endpoint_slice(
+        "w-abc",
+        "tiny",
+        9000,
+        ep("10.0.0.1", "w-1", ready=True),
+        ep("10.0.0.2", "w-2", ready=False),
+        ep("10.0.0.3", "w-3", ready=False, serving=True, terminating=True),
+        {"addresses": ["10.0.0.4"]},  # no conditions: ready
+    )
+    assert endpoints_of(s) == [
+        Endpoint("w-1", "http://10.0.0.1:9000", True, False),
+        Endpoint("w-2", "http://10.0.0.2:9000", False, False),
+        Endpoint("w-3", "http://10.0.0.3:9000", False, True),
+        Endpoint("http://10.0.0.4:9000", "http://10.0.0.4:9000", True, False),
+    ]
+
+
+def test_ipv6_addresses_are_bracketed_and_slices_without_our_port_are_ignored():
+    s = endpoint_slice("w6", "tiny", 9000, ep("fd00::5", "w-6"))
+    s["addressType"] = "IPv6"
+    assert endpoints_of(s)[0].url == "http://[fd00::5]:9000"
+    s["ports"] = [{"name": "metrics", "port": 1}, {"name": "grpc", "port": 2}]
+    assert endpoints_of(s) == []
+
+
+def test_views_join_slices_to_their_pool_and_skip_pools_being_deleted():
+    pools = {
+        "tiny": asrpool("tiny", "tiny.en"),
+        "big": asrpool("big", "large-v3", concurrency={"perPod": 4}),
+        "old": {
+            **asrpool("old", "medium"),
+            "metadata": {"name": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+        },
+    }
+    slices = {
+        "tiny-1": endpoint_slice("tiny-1", "tiny", 9000, ep("10.0.0.1", "t-1")),
+        "tiny-2": endpoint_slice("tiny-2", "tiny", 9000, ep("10.0.0.2", "t-2")),
+        "big-1": endpoint_slice("big-1", "big", 9000, ep("10.0.1.1", "b-1")),
+        "stray": endpoint_slice("stray", "nobody", 9000, ep("10.9.9.9", "x")),
+    }
+    views = pool_views(pools, slices)
+    assert sorted(views) == ["large-v3", "tiny.en"]
+    assert [e.pod_id for e in views["tiny.en"].endpoints] == ["t-1", "t-2"]
+    assert views["large-v3"].policy.per_pod == 4
+    assert default_model(views) == "large-v3"  # first by name without an annotation
+
+
+def test_the_annotated_pool_is_the_default_and_a_duplicate_model_is_ignored():
+    marked = asrpool("zeta", "tiny.en")
+    marked["metadata"]["annotations"] = {"asrpool.dev/default-pool": "true"}
+    views = pool_views(
+        {"alpha": asrpool("alpha", "large-v3"), "zeta": marked, "zz": asrpool("zz", "tiny.en")}, {}
+    )
+    assert default_model(views) == "tiny.en" and views["tiny.en"].name == "zeta"
+    assert default_model({}) is None
+
+
+def test_kubeconfig_with_token_and_insecure_cluster(tmp_path: Path):
+    doc = {
+        "current-context": "test",
+        "contexts": [{"name": "test", "context": {"cluster": "c", "user": "u", "namespace": "ml"}}],
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {"server": "https://127.0.0.1:6443/", "insecure-skip-tls-verify": True},
+            }
+        ],
+        "users": [{"name": "u", "user": {"token": "s3cret"}}],
+    }
+    config = parse_kubeconfig(doc, base_dir=tmp_path)
+    assert (config.server, config.token, config.verify, config.namespace) == (
+        "https://127.0.0.1:6443",
+        "s3cret",
+        False,
+        "ml",
+    )
+    doc["current-context"] = "missing"
+    with pytest.raises(ValueError):
+        parse_kubeconfig(doc, base_dir=tmp_path)
