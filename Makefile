@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PORT   ?= 8000
 WORKERS ?= 2
 
-.PHONY: run test lint unit integration system-deps install clean
+.PHONY: run test lint unit integration k8s k8s-tools system-deps install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,17 @@ unit: install
 integration: install system-deps
 	$(BIN)/python -m pytest tests/integration -q
 
-## make test: the whole suite (lint, unit, integration)
-test: install system-deps lint
+## make k8s-tools: kube-apiserver, etcd, kubectl, helm built from the Go module proxy into
+## ~/.cache/asrpool/k8s/<version>/bin (once per machine: ~15 min cold, then instant)
+k8s-tools:
+	./scripts/build-k8s-tools.sh >/dev/null
+
+k8s: install k8s-tools
+	$(BIN)/python -m pytest tests/k8s -q
+
+## make test: the whole suite (lint, unit, integration, Kubernetes on a real API server)
+# The tools are built before pytest starts, outside its per-test timeout.
+test: install system-deps lint k8s-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:

@@ -12,8 +12,9 @@
 #   kwok (optional: a failure is recorded and not retried)           sigs.k8s.io/kwok
 # Versions: ASRPOOL_K8S_VERSION, ASRPOOL_ETCD_VERSION, ASRPOOL_HELM_VERSION, ASRPOOL_KWOK_VERSION
 # (ASRPOOL_KWOK_VERSION=none skips kwok). When every binary is there this is a fast no-op that
-# needs neither Go nor the network. A cold build takes tens of minutes on two cores; GOMODCACHE
-# and GOCACHE keep their defaults, so a rebuild (another version) reuses most of the work.
+# needs neither Go nor the network. A cold build took 14 minutes on two busy cores (Kubernetes
+# 10 of them) and fills ~5 GB of GOCACHE and ~1.3 GB of GOMODCACHE; both keep their defaults, so
+# a rebuild (another version, a new RECIPE) reuses most of the work (relinking: ~20 s).
 set -euo pipefail
 
 # Pinned: the newest releases on the proxy whose go.mod `go` line (1.26.0) Go 1.26 accepts, so

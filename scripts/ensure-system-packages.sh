@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests need (speech synthesis), when they are missing.
+# Install the Debian packages the tests need (speech synthesis, the browser that
+# tests/integration/test_browser_page.py drives, iproute2 for network namespaces), when missing.
 # Called by `make test`; safe to run again (does nothing when all are present).
 set -euo pipefail
 
 need=()
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+# Debian's own build: the playwright package drives it; `playwright install` downloads
+# browsers, which cannot work offline, so it is never used.
+[ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# `ip netns`: tests/k8s publish real workers as endpoints from their own network namespaces.
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -16,10 +16,11 @@ import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import Clip
 from tests.support.procs import ServerProcess, router, workers
@@ -28,7 +29,8 @@ from tests.support.speech import SCORED, SENTENCES, normalize, word_error_rate
 pytestmark = pytest.mark.slow
 
 API_KEY = "browser-test-key"
-# The flags the brief for this page names, plus the fake microphone (added per test).
+# Headless, offline (no update, sync or QUIC traffic), no first-run UI, a fake microphone
+# that needs no permission prompt; the file it plays is added per page.
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -83,7 +85,7 @@ def clip_seconds(clip: Clip) -> float:
 
 
 @pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
+def driver() -> Iterator[Playwright]:
     with sync_playwright() as pw:
         yield pw
 
@@ -105,6 +107,7 @@ class RecorderPage:
     context: BrowserContext
     page: Page
     console: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # every URL the page fetched
 
     def text(self, selector: str) -> str:
         return self.page.inner_text(selector).strip()
@@ -116,7 +119,7 @@ class RecorderPage:
         """Wait until ``script`` (a JS expression) is true, or fail saying what we saw."""
         try:
             self.page.wait_for_function(f"() => {script}", timeout=timeout_s * 1000)
-        except Exception as exc:
+        except PlaywrightTimeout as exc:
             raise AssertionError(f"no {what} after {timeout_s}s; {self.describe()}") from exc
 
     def wait_state(self, *states: str, timeout_s: float) -> str:
@@ -136,13 +139,18 @@ class RecorderPage:
         )
 
 
+class OpenPage(Protocol):
+    def __call__(self, url: str, init_script: str | None = None) -> RecorderPage: ...
+
+
 @pytest.fixture
-def open_page(playwright: Playwright, microphone_wav: Path, tmp_path: Path) -> Iterator[Any]:
-    """``open_page(url)`` → a RecorderPage in its own Chromium (fresh profile in tmp_path)."""
+def open_page(driver: Playwright, microphone_wav: Path, tmp_path: Path) -> Iterator[OpenPage]:
+    """``open_page(url, init_script)`` → a RecorderPage in its own Chromium (fresh profile
+    in tmp_path); ``init_script`` runs before the page's own scripts."""
     opened: list[BrowserContext] = []
 
-    def open_(url: str) -> RecorderPage:
-        context = playwright.chromium.launch_persistent_context(
+    def open_(url: str, init_script: str | None = None) -> RecorderPage:
+        context = driver.chromium.launch_persistent_context(
             str(tmp_path / f"profile-{len(opened)}"),
             executable_path=chromium_path(),
             headless=True,
@@ -157,6 +165,9 @@ def open_page(playwright: Playwright, microphone_wav: Path, tmp_path: Path) -> I
         recorder = RecorderPage(context, page)
         page.on("console", lambda msg: recorder.console.append(f"{msg.type}: {msg.text}"))
         page.on("pageerror", lambda err: recorder.console.append(f"pageerror: {err}"))
+        page.on("request", lambda request: recorder.requests.append(request.url))
+        if init_script:
+            page.add_init_script(init_script)
         page.goto(url, timeout=15_000)
         recorder.wait("document.body.dataset.ready === 'true'", 10, "page script")
         return recorder
@@ -176,7 +187,7 @@ def prefix_wer(hypothesis: str) -> float:
 
 
 def test_live_mode_shows_partials_then_final_text_and_closes_cleanly(
-    routers: Routers, open_page: Any, tmp_path: Path
+    routers: Routers, open_page: OpenPage, tmp_path: Path
 ) -> None:
     rec = open_page(routers.keyed.url)
     rec.page.fill("#api-key", API_KEY)  # sent as the openai-insecure-api-key subprotocol
@@ -204,18 +215,23 @@ def test_live_mode_shows_partials_then_final_text_and_closes_cleanly(
     rec.wait("document.querySelector('#copy-status').textContent === 'Copied.'", 5, "copy")
     assert rec.page.evaluate("navigator.clipboard.readText()") == final
 
+    # Page, scripts and styles all came from the router: no CDN, nothing outside.
+    assert rec.requests and all(u.startswith(routers.keyed.url + "/") for u in rec.requests)
+
     shot = tmp_path / "recorder.png"
     rec.page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_record_then_transcribe_uploads_a_wav_when_stopped(
-    routers: Routers, open_page: Any, speech: dict[str, Clip]
+def test_record_then_transcribe_uploads_a_wav_on_stop_even_without_audio_worklet(
+    routers: Routers, open_page: OpenPage, speech: dict[str, Clip]
 ) -> None:
-    rec = open_page(routers.open.url)
+    # Without AudioWorklet (older browsers) the page captures with a ScriptProcessor.
+    rec = open_page(routers.open.url, "delete window.AudioWorkletNode;")
     rec.page.uncheck("#live-toggle")
     rec.page.click("#start")
     rec.wait_state("recording", timeout_s=15)
+    assert rec.page.get_attribute("#state", "data-capture") == "ScriptProcessor"
     assert rec.text("#final") == "" and rec.text("#partial") == ""  # nothing until Stop
     # Stop in the pause after the second sentence (~1 s of silence between clips), counted
     # in seconds of audio the page captured, not wall time: no word is cut at the end.
@@ -231,7 +247,7 @@ def test_record_then_transcribe_uploads_a_wav_when_stopped(
 
 
 def test_wrong_api_key_shows_the_servers_message_in_both_modes(
-    routers: Routers, open_page: Any
+    routers: Routers, open_page: OpenPage
 ) -> None:
     rec = open_page(routers.keyed.url)
     rec.page.fill("#api-key", "not-the-key")
@@ -261,7 +277,7 @@ def test_wrong_api_key_shows_the_servers_message_in_both_modes(
 
 
 def test_page_audio_helpers_resample_encode_and_track_items(
-    routers: Routers, open_page: Any, tmp_path: Path
+    routers: Routers, open_page: OpenPage, tmp_path: Path
 ) -> None:
     """pcm.js and transcript.js, the page's pure parts, run in the browser itself."""
     rec = open_page(routers.open.url)

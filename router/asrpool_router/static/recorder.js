@@ -441,6 +441,8 @@ function showProgress(capture, piece) {
 async function start() {
   showError("");
   ui.copyStatus.textContent = "";
+  ui.elapsed.textContent = "0:00";
+  ui.elapsed.dataset.seconds = "0";
   transcript = new Transcript();
   render();
   const key = ui.apiKey.value.trim();

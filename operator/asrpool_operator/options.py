@@ -1,0 +1,76 @@
+"""The operator's command-line flags, for ``asrpool operator`` and ``python -m asrpool_operator``.
+
+``add_operator_options(parser)`` declares them (each also read from an ``ASRPOOL_*``
+variable, as every asrpool flag is); ``run_from_args(args)`` hands them to ``main.run``.
+Importing this module imports neither kopf nor kubernetes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .logic.spec import OperatorDefaults
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def add_operator_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("operator")
+    g.add_argument(
+        "--namespace",
+        default=os.environ.get("ASRPOOL_NAMESPACE") or None,
+        help="manage the ASRPools of this namespace only (default: every namespace)",
+    )
+    g.add_argument(
+        "--worker-image",
+        default=os.environ.get("ASRPOOL_WORKER_IMAGE") or OperatorDefaults.worker_image,
+        help="image of pools without spec.image (default: %(default)s)",
+    )
+    g.add_argument(
+        "--router-selector",
+        default=os.environ.get("ASRPOOL_ROUTER_SELECTOR") or None,
+        help="label selector of the router pods whose /metrics give the pools' load "
+        "(autoscaling, status.queueDepth)",
+    )
+    g.add_argument(
+        "--router-namespace",
+        default=os.environ.get("ASRPOOL_ROUTER_NAMESPACE") or None,
+        help="namespace of those routers (default: --namespace)",
+    )
+    g.add_argument(
+        "--router-metrics-port",
+        type=int,
+        default=_env_int("ASRPOOL_ROUTER_METRICS_PORT", 8000),
+        help="the routers' HTTP port (default: 8000)",
+    )
+    g.add_argument(
+        "--resync-interval",
+        type=float,
+        default=float(os.environ.get("ASRPOOL_RESYNC_INTERVAL") or 15.0),
+        help="seconds between autoscaling decisions and full re-checks (default: 15)",
+    )
+    g.add_argument(
+        "--liveness-port",
+        type=int,
+        default=_env_int("ASRPOOL_LIVENESS_PORT", 8080),
+        help="port of /healthz for the pod's liveness probe; 0 for none (default: 8080)",
+    )
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    from .main import run
+
+    run(
+        args.namespace,
+        worker_image=args.worker_image,
+        router_selector=args.router_selector,
+        router_namespace=args.router_namespace,
+        router_metrics_port=args.router_metrics_port,
+        resync_seconds=args.resync_interval,
+        liveness_port=args.liveness_port or None,
+    )
+    return 0

@@ -1,0 +1,242 @@
+"""ASRPool objects → ``Pool``: defaults as the CRD declares them, and every rule enforced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from asrpool_operator.logic.spec import (
+    SERVER_OPENAI,
+    Autoscaling,
+    OperatorDefaults,
+    PoolSpec,
+    SpecError,
+    is_quantity,
+    parse_pool,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+CRD = yaml.safe_load((REPO / "crds" / "asrpool.yaml").read_text())
+SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def pool(spec: dict[str, Any], name: str = "large-v3") -> dict[str, Any]:
+    return {
+        "apiVersion": "asrpool.dev/v1alpha1",
+        "kind": "ASRPool",
+        "metadata": {"name": name, "namespace": "speech", "uid": "u-1", "generation": 3},
+        "spec": spec,
+    }
+
+
+def test_minimal_pool_gets_every_default_and_the_operators_image() -> None:
+    parsed = parse_pool(pool({"model": "large-v3"}), OperatorDefaults(worker_image="img:1"))
+    assert parsed.ref.name == "large-v3" and parsed.ref.namespace == "speech"
+    assert parsed.generation == 3
+    assert parsed.spec == PoolSpec(model="large-v3", image="img:1")
+    assert parsed.spec.autoscaling is None and parsed.spec.model_source is None
+
+
+def _schema_defaults(schema: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """Every scalar default the CRD declares, by dotted path (objects' defaults unfolded)."""
+    out: dict[str, Any] = {}
+    for key, sub in (schema.get("properties") or {}).items():
+        here = f"{path}.{key}" if path else key
+        if "default" in sub and not isinstance(sub["default"], dict):
+            out[here] = sub["default"]
+        if isinstance(sub.get("default"), dict):
+            for k, v in sub["default"].items():
+                out.setdefault(f"{here}.{k}", v)
+        out.update(_schema_defaults(sub, here))
+    return out
+
+
+# The parser's field for each defaulted CRD field (spec.<path> → attribute path on PoolSpec).
+PARSER_FIELD = {
+    "imagePullPolicy": "image_pull_policy",
+    "server.type": "server.type",
+    "server.port": "server.port",
+    "server.readinessPath": "server.readiness_path",
+    "server.livenessPath": "server.liveness_path",
+    "replicas": "replicas",
+    "autoscaling.minReplicas": "autoscaling.min_replicas",
+    "autoscaling.targetQueueDepth": "autoscaling.target_queue_depth",
+    "autoscaling.scaleDownStabilizationSeconds": "autoscaling.scale_down_stabilization_s",
+    "concurrency.perPod": "concurrency.per_pod",
+    "concurrency.maxQueue": "concurrency.max_queue",
+    "concurrency.queueTimeoutSeconds": "concurrency.queue_timeout_s",
+    "retry.maxAttempts": "retry.max_attempts",
+    "retry.backoffBaseSeconds": "retry.backoff_base_s",
+    "retry.backoffCapSeconds": "retry.backoff_cap_s",
+    "resources.gpus": "resources.gpus",
+    "resources.gpuResourceName": "resources.gpu_resource_name",
+    "realtime.silenceDurationMs": "realtime.silence_duration_ms",
+    "realtime.maxChunkMs": "realtime.max_chunk_ms",
+    "realtime.partialIntervalMs": "realtime.partial_interval_ms",
+    "modelSource.mountPath": "model_source.mount_path",
+    "modelSource.persistentVolumeClaim.readOnly": "model_source.read_only",
+    "drain.preStopSeconds": "drain.pre_stop_s",
+    "drain.timeoutSeconds": "drain.timeout_s",
+}
+
+
+def test_every_crd_default_is_mapped_to_a_parser_field() -> None:
+    declared = {
+        k.removeprefix("spec."): v
+        for k, v in _schema_defaults(SCHEMA["properties"]["spec"]).items()
+    }
+    assert set(declared) == set(PARSER_FIELD)
+
+
+@pytest.mark.parametrize("crd_path", sorted(PARSER_FIELD))
+def test_parser_default_equals_the_crd_default(crd_path: str) -> None:
+    declared = _schema_defaults(SCHEMA["properties"]["spec"])[crd_path]
+    # Sections that are absent by default are present here, so their own defaults apply.
+    spec = {
+        "model": "m",
+        "autoscaling": {"maxReplicas": 5},
+        "modelSource": {"persistentVolumeClaim": {"claimName": "models"}},
+    }
+    value: Any = parse_pool(pool(spec)).spec
+    for attr in PARSER_FIELD[crd_path].split("."):
+        value = getattr(value, attr)
+    assert value == declared
+
+
+def test_every_defaulted_field_says_its_default_in_kubectl_explain() -> None:
+    def walk(schema: dict[str, Any], path: str) -> list[str]:
+        missing = []
+        for key, sub in (schema.get("properties") or {}).items():
+            if "default" in sub and not isinstance(sub["default"], dict):
+                shown = (
+                    str(sub["default"]).lower()
+                    if isinstance(sub["default"], bool)
+                    else str(sub["default"])
+                )
+                if f"Default: {shown}." not in sub.get("description", ""):
+                    missing.append(f"{path}.{key}")
+            missing += walk(sub, f"{path}.{key}")
+        return missing
+
+    assert walk(SCHEMA, "") == []
+
+
+def test_every_field_of_the_spec_has_a_description() -> None:
+    def walk(schema: dict[str, Any], path: str) -> list[str]:
+        missing = [] if schema.get("description") else [path]
+        for key, sub in (schema.get("properties") or {}).items():
+            missing += walk(sub, f"{path}.{key}")
+        if "items" in schema and schema["items"].get("properties"):
+            missing += [p for p in walk(schema["items"], f"{path}[]") if p != f"{path}[]"]
+        return missing
+
+    assert walk(SCHEMA["properties"]["spec"], "spec") == []
+
+
+INVALID = [
+    ({"model": ""}, "spec.model: must not be empty"),
+    ({}, "spec.model: required"),
+    ({"model": "has space"}, "spec.model: 'has space' must match"),
+    ({"model": "m", "autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
+     "spec.autoscaling.minReplicas: autoscaling.minReplicas must not exceed"),
+    ({"model": "m", "autoscaling": {}}, "spec.autoscaling.maxReplicas: required"),
+    ({"model": "m", "concurrency": {"perPod": 0}},
+     "spec.concurrency.perPod: concurrency.perPod must be at least 1"),
+    ({"model": "m", "concurrency": {"perPod": 65}}, "spec.concurrency.perPod: must be at most 64"),
+    ({"model": "m", "concurrency": {"queueTimeoutSeconds": 0}},
+     "spec.concurrency.queueTimeoutSeconds: must be greater than 0"),
+    ({"model": "m", "retry": {"backoffBaseSeconds": 9, "backoffCapSeconds": 5}},
+     "spec.retry: retry.backoffBaseSeconds must not exceed retry.backoffCapSeconds"),
+    ({"model": "m", "retry": {"maxAttempts": 0}}, "spec.retry.maxAttempts: must be at least 1"),
+    ({"model": "m", "realtime": {"silenceDurationMs": 5000, "maxChunkMs": 3000}},
+     "spec.realtime: realtime.silenceDurationMs must be shorter than realtime.maxChunkMs"),
+    ({"model": "m", "modelSource": {}}, "spec.modelSource: modelSource needs exactly one of"),
+    ({"model": "m", "modelSource": {"baked": {"path": "/a"}, "hostPath": {"path": "/b"}}},
+     "spec.modelSource: modelSource needs exactly one of"),
+    ({"model": "m", "modelSource": {"hostPath": {"path": "relative"}}},
+     "spec.modelSource.hostPath.path: 'relative' must match"),
+    ({"model": "m", "modelSource": {"persistentVolumeClaim": {}}},
+     "spec.modelSource.persistentVolumeClaim.claimName: required"),
+    ({"model": "m", "resources": {"memory": "lots"}},
+     "spec.resources.memory: 'lots' must be a positive quantity"),
+    ({"model": "m", "resources": {"cpu": 0}}, "spec.resources.cpu: 0 must be a positive quantity"),
+    ({"model": "m", "resources": {"gpus": -1}}, "spec.resources.gpus: must be at least 0"),
+    ({"model": "m", "resources": {"tolerations": [{"operator": "Maybe"}]}},
+     "spec.resources.tolerations[0].operator: 'Maybe' must be one of"),
+    ({"model": "m", "server": {"type": "triton"}}, "spec.server.type: 'triton' must be one of"),
+    ({"model": "m", "server": {"port": 0}}, "spec.server.port: must be at least 1"),
+    ({"model": "m", "replicas": 1.5}, "spec.replicas: must be an integer"),
+    ({"model": "m", "replicas": True}, "spec.replicas: must be an integer"),
+    ({"model": "m", "env": [{"name": "A"}, {"name": "A"}]}, "spec.env[1].name: duplicate"),
+    ({"model": "m", "args": ["ok", 3]}, "spec.args[1]: must be a string"),
+    ({"model": "m", "imagePullPolicy": "Sometimes"},
+     "spec.imagePullPolicy: 'Sometimes' must be one of"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("spec", "problem"), INVALID, ids=[p for _, p in INVALID])
+def test_invalid_spec_is_refused_naming_the_field(spec: dict[str, Any], problem: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_pool(pool(spec))
+    assert any(p.startswith(problem) for p in err.value.problems), err.value.problems
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    spec = {"model": "", "concurrency": {"perPod": 0}, "server": {"port": 70000}}
+    with pytest.raises(SpecError) as err:
+        parse_pool(pool(spec))
+    assert len(err.value.problems) == 3
+
+
+@pytest.mark.parametrize(
+    "name", ["Upper", "9starts-with-digit", "ends-with-", "x" * 57, "under_score", ""]
+)
+def test_pool_names_that_cannot_name_a_service_are_refused(name: str) -> None:
+    with pytest.raises(SpecError, match=r"metadata\.name"):
+        parse_pool(pool({"model": "m"}, name=name))
+
+
+def test_a_56_character_name_is_the_longest_allowed() -> None:
+    assert parse_pool(pool({"model": "m"}, name="a" * 56)).ref.name == "a" * 56
+
+
+def test_a_full_spec_is_read_field_by_field() -> None:
+    spec = {
+        "model": "large-v3",
+        "aliases": ["whisper-1"],
+        "image": "example.com/whisper:2",
+        "imagePullSecrets": [{"name": "regcred"}],
+        "server": {"type": SERVER_OPENAI, "port": 8000, "readinessPath": "/health",
+                   "livenessPath": "/health", "runAsUser": 1000},
+        "replicas": 3,
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 6, "targetInFlightPerPod": 1.5},
+        "concurrency": {"perPod": 4, "maxQueue": 10, "queueTimeoutSeconds": 30},
+        "resources": {"gpus": 2, "memory": "16Gi", "cpu": 4, "nodeSelector": {"b": "2", "a": "1"},
+                      "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]},
+        "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+        "modelSource": {"hostPath": {"path": "/srv/models/large-v3"}},
+    }  # fmt: skip
+    s = parse_pool(pool(spec)).spec
+    assert s.aliases == ("whisper-1",) and s.image_pull_secrets == ("regcred",)
+    assert (s.server.type, s.server.port, s.server.run_as_user) == (SERVER_OPENAI, 8000, 1000)
+    assert s.autoscaling == Autoscaling(
+        min_replicas=2, max_replicas=6, target_in_flight_per_pod=1.5
+    )
+    assert (s.resources.gpus, s.resources.memory, s.resources.cpu) == (2, "16Gi", "4")
+    assert s.resources.node_selector == (("a", "1"), ("b", "2"))
+    assert s.env[0].value_from == {"secretKeyRef": {"name": "s", "key": "k"}}
+    assert s.model_source is not None and s.model_source.kind == "hostPath"
+    assert s.model_source.model_dir == "/models"
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("8Gi", True), ("500m", True), ("1.5", True), ("1e3", True), (2, True),
+     ("0", False), (0, False), ("-1", False), ("-", False), ("lots", False), ("8 Gi", False),
+     (True, False), (None, False)],
+)  # fmt: skip
+def test_quantities_follow_the_crd_rule(value: object, ok: bool) -> None:
+    assert is_quantity(value) is ok
