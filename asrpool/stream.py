@@ -54,6 +54,7 @@ def file_pieces(pcm: bytes, speed: float) -> Iterator[bytes]:
 
 
 def mic_pieces() -> Iterator[bytes]:
+    """Pieces from the default microphone; fails at once (not when first read) without one."""
     arecord = shutil.which("arecord")
     if arecord is None:
         raise SystemExit("asrpool stream --mic needs arecord (Debian package alsa-utils)")
@@ -61,6 +62,10 @@ def mic_pieces() -> Iterator[bytes]:
         [arecord, "-q", "-f", "S16_LE", "-r", str(RATE), "-c", "1", "-t", "raw"],
         stdout=subprocess.PIPE,
     )
+    return _read_pieces(proc)
+
+
+def _read_pieces(proc: subprocess.Popen[bytes]) -> Iterator[bytes]:
     assert proc.stdout is not None
     try:
         while chunk := proc.stdout.read(int(RATE * PIECE_S) * 2):

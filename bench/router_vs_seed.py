@@ -31,17 +31,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.procs import router, workers
+from tests.support.procs import ONE_DECODE_FITS, router, workers
 from tests.support.speech import SENTENCES, synthesize
 
-ONE_DECODE = [
-    "--memory-budget-mb",
-    "700",
-    "--memory-per-request-mb",
-    "500",
-    "--memory-per-audio-second-mb",
-    "0",
-]
 SEED_RETRY_DELAYS_S = (5, 10, 20)
 
 
@@ -131,7 +123,7 @@ def main() -> None:
         tmp = Path(tmp_dir)
         clip = args.clip or synthesize(" ".join(SENTENCES.values()), tmp / "speech.wav")
         audio = clip.read_bytes()
-        with workers(tmp, 3, *ONE_DECODE) as pods:
+        with workers(tmp, 3, *ONE_DECODE_FITS) as pods:
             urls = [p.url for p in pods]
             with router(tmp, urls, "--per-pod", "2") as r:
                 ours = asyncio.run(asrpool_client(r.url, audio, args.clients))

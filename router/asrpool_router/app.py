@@ -19,9 +19,9 @@ import httpx
 from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from starlette.datastructures import UploadFile
 
 from asrpool.http_errors import install_error_handlers
+from asrpool.uploads import read_audio_form
 from asrpool.wire import AsrpoolError, ErrorCode
 
 from .auth import ApiKeyAuth
@@ -188,26 +188,8 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
 
 
 async def _read_job(request: Request, state: RouterState, path: str) -> tuple[Job, str | None]:
-    limit = int(state.settings.max_upload_mb * 2**20)
-    if int(request.headers.get("content-length") or 0) > limit + 64 * 1024:
-        raise _too_large(state.settings)
-    try:
-        # The form parser spools files past 1 MiB to disk: retries never ask the client again.
-        form = await request.form(max_files=1, max_fields=32)
-    except Exception as exc:
-        raise AsrpoolError(
-            ErrorCode.INVALID_REQUEST,
-            "Send the audio as multipart/form-data with a 'file' field.",
-            param="file",
-        ) from exc
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise AsrpoolError(
-            ErrorCode.INVALID_REQUEST, "The 'file' field with the audio is missing.", param="file"
-        )
+    form, upload = await read_audio_form(request, int(state.settings.max_upload_mb * 2**20))
     size = upload.size if upload.size is not None else 0
-    if size > limit:
-        raise _too_large(state.settings)
     head = await upload.read(4096)
     await upload.seek(0)
     fields = [(k, str(v)) for k, v in form.multi_items() if k != "file"]
@@ -228,12 +210,3 @@ async def _read_job(request: Request, state: RouterState, path: str) -> tuple[Jo
     )
     model = next((v for k, v in fields if k == "model"), None)
     return job, model
-
-
-def _too_large(settings: RouterSettings) -> AsrpoolError:
-    return AsrpoolError(
-        ErrorCode.FILE_TOO_LARGE,
-        f"The audio file is larger than {settings.max_upload_mb:g} MB. "
-        "Send a shorter recording or split it into parts.",
-        param="file",
-    )

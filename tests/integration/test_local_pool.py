@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,15 +17,6 @@ from tests.support.procs import LocalPool, start_local
 from tests.support.speech import SCORED, word_error_rate
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPool]:
-    local = start_local(tmp_path_factory.mktemp("local"))
-    try:
-        yield local
-    finally:
-        local.proc.stop()
 
 
 def transcribe(pool: LocalPool, path: Path, **fields: str) -> httpx.Response:

@@ -8,13 +8,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.support.procs import LocalPool, start_local
+from tests.support.procs import LocalPool
 from tests.support.realtime_client import (
     COMPLETED,
     DELTA,
@@ -25,15 +24,6 @@ from tests.support.realtime_client import (
 from tests.support.speech import word_error_rate
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPool]:
-    local = start_local(tmp_path_factory.mktemp("realtime"))
-    try:
-        yield local
-    finally:
-        local.proc.stop()
 
 
 def assert_pool_idle(pool: LocalPool, within_s: float = 30.0) -> None:
@@ -242,3 +232,29 @@ def test_stream_command_prints_finals_as_lines(pool: LocalPool, speech):
     lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
     assert len(lines) >= 4
     assert word_error_rate(speech["long"].text, " ".join(lines)) < 0.2
+
+
+def test_stream_from_a_microphone_needs_arecord_and_says_so(pool: LocalPool, tmp_path):
+    import os
+
+    # A PATH without arecord (CI machines have no sound card): the command explains itself.
+    env = {**os.environ, "PATH": str(tmp_path)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asrpool",
+            "stream",
+            "--mic",
+            "--url",
+            pool.url,
+            "--api-key",
+            pool.api_key,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode != 0
+    assert "arecord" in done.stderr and "alsa-utils" in done.stderr

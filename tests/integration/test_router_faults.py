@@ -16,20 +16,10 @@ import httpx
 import openai
 import pytest
 
-from tests.support.procs import ServerProcess, free_port, router, workers
+from tests.support.procs import ONE_DECODE_FITS, ServerProcess, free_port, router, workers
 from tests.support.speech import word_error_rate
 
 pytestmark = pytest.mark.slow
-
-# One decode fits each worker's memory budget; a second concurrent one is refused (gpu_oom).
-ONE_AT_A_TIME = [
-    "--memory-budget-mb",
-    "700",
-    "--memory-per-request-mb",
-    "500",
-    "--memory-per-audio-second-mb",
-    "0",
-]
 
 
 def transcribe(url: str, path: Path, timeout: float = 180, **headers: str) -> httpx.Response:
@@ -74,7 +64,7 @@ def wait_until_busy(worker: ServerProcess, timeout: float = 30.0) -> None:
 
 def test_concurrent_clients_on_small_memory_budgets_all_succeed(tmp_path: Path, speech):
     with (
-        workers(tmp_path, 3, *ONE_AT_A_TIME) as pods,
+        workers(tmp_path, 3, *ONE_DECODE_FITS) as pods,
         router(tmp_path, [p.url for p in pods], "--per-pod", "2") as r,
     ):
         clips = ["fox", "meeting", "library", "office", "station", "children"] * 2

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import Clip
 from tests.support.audio_formats import CONTAINERS, reencode
-from tests.support.procs import ServerProcess, worker
+from tests.support.procs import ONE_DECODE_FITS, ServerProcess, worker
 from tests.support.speech import SCORED, word_error_rate
 from tests.support.subtitles import cue_times
 
@@ -164,16 +164,7 @@ def test_upload_over_the_limit_is_413(tmp_path: Path, speech):
 
 
 def test_memory_guard_refuses_with_gpu_oom_under_load_then_recovers(tmp_path: Path, speech):
-    # Budget for the model plus exactly one request: concurrent requests must be refused.
-    args = [
-        "--memory-budget-mb",
-        "700",
-        "--memory-per-request-mb",
-        "500",
-        "--memory-per-audio-second-mb",
-        "0",
-    ]
-    with worker(tmp_path, *args) as proc:
+    with worker(tmp_path, *ONE_DECODE_FITS) as proc:  # concurrent requests must be refused
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             results = list(pool.map(lambda _: post(proc.url, speech["long"].path), range(6)))
         codes = sorted(r.status_code for r in results)

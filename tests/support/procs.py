@@ -80,6 +80,16 @@ class ServerProcess:
 
 # Two cores on CI: each worker decodes on one thread, one decode at a time.
 LEAN_WORKER = ["--cpu-threads", "1", "--num-workers", "1"]
+# A memory budget that fits the model and one request: a second concurrent decode is refused
+# with gpu_oom, as a full GPU would refuse it (whatever the model's size, below 200 MB).
+ONE_DECODE_FITS = [
+    "--memory-budget-mb",
+    "700",
+    "--memory-per-request-mb",
+    "500",
+    "--memory-per-audio-second-mb",
+    "0",
+]
 
 
 @contextlib.contextmanager

@@ -20,9 +20,9 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from starlette.datastructures import UploadFile
 
 from asrpool.http_errors import install_error_handlers
+from asrpool.uploads import read_audio_form, too_large
 from asrpool.wire import AsrpoolError, ErrorCode
 
 from . import audio
@@ -155,30 +155,13 @@ async def _handle(request: Request, state: WorkerState, *, task: str, endpoint: 
 async def _transcribe(request: Request, state: WorkerState, task: str) -> Response:
     settings = state.settings
     engine = state.require_engine()
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > settings.max_upload_bytes + 64 * 1024:  # a little room for the form fields
-        raise _too_large(settings)
+    form, upload = await read_audio_form(request, settings.max_upload_bytes)
     try:
-        form = await request.form(max_files=1, max_fields=32)
-    except Exception as exc:
-        raise AsrpoolError(
-            ErrorCode.INVALID_REQUEST,
-            "Send the audio as multipart/form-data with a 'file' field.",
-            param="file",
-        ) from exc
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise AsrpoolError(
-                ErrorCode.INVALID_REQUEST,
-                "The 'file' field with the audio is missing.",
-                param="file",
-            )
         fields = {k: [str(v) for v in form.getlist(k)] for k in form if k != "file"}
         parsed = parse_request(fields, task=task, served_model=settings.model_name)
         data = await upload.read(settings.max_upload_bytes + 1)
-        if len(data) > settings.max_upload_bytes:
-            raise _too_large(settings)
+        if len(data) > settings.max_upload_bytes:  # a file part that did not declare its size
+            raise too_large(settings.max_upload_bytes)
     finally:
         await form.close()
 
@@ -208,12 +191,3 @@ async def _transcribe(request: Request, state: WorkerState, task: str) -> Respon
     if isinstance(rendered, dict):
         return JSONResponse(rendered)
     return PlainTextResponse(rendered, media_type=fmt.media_type)
-
-
-def _too_large(settings: WorkerSettings) -> AsrpoolError:
-    return AsrpoolError(
-        ErrorCode.FILE_TOO_LARGE,
-        f"The audio file is larger than {settings.max_upload_mb:g} MB. "
-        "Send a shorter recording or split it into parts.",
-        param="file",
-    )
