@@ -213,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--url", default=_env("ASRPOOL_URL", "http://127.0.0.1:8000"))
     sm.add_argument("--api-key", default=_env("ASRPOOL_API_KEY") or _env("OPENAI_API_KEY"))
 
+    from asrpool_operator.options import add_operator_options
+
+    op = sub.add_parser(
+        "operator", help="run the Kubernetes operator (ASRPool → worker Deployments)"
+    )
+    add_operator_options(op)
+
     st = sub.add_parser("status", help="print the pools and pods of a router (from /stats)")
     st.add_argument("--url", default=_env("ASRPOOL_URL", "http://127.0.0.1:8000"))
     st.add_argument("--api-key", default=_env("ASRPOOL_API_KEY") or _env("OPENAI_API_KEY"))
@@ -255,6 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .stream import stream
 
         return stream(args)
+    if args.command == "operator":
+        from asrpool_operator.options import run_from_args
+
+        return run_from_args(args)
     if args.command == "status":
         from .status import print_status
 

@@ -17,14 +17,18 @@ invisible. Handlers are sync: kopf runs them in its thread pool.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
+from .kube import KubeError
 from .logic.labels import MANAGED_BY, POOL_LABEL
 from .logic.spec import API_GROUP, PLURAL
 from .reconcile import Reconciler
+
+log = logging.getLogger(__name__)
 
 VERSION = "v1alpha1"
 _MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
@@ -45,7 +49,7 @@ def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
         if type == "DELETED":
             reconciler.forget(namespace, name)
         else:
-            reconciler.reconcile(namespace, name)
+            _reconcile(reconciler, namespace, name)
 
     @kopf.on.event("apps", "v1", "deployments", labels=_MANAGED, registry=registry)
     def deployment_event(labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
@@ -63,4 +67,13 @@ def _owner_changed(
 ) -> None:
     pool = labels.get(POOL_LABEL)
     if pool and namespace:
-        reconciler.reconcile(namespace, pool)
+        _reconcile(reconciler, namespace, pool)
+
+
+def _reconcile(reconciler: Reconciler, namespace: str, name: str) -> None:
+    """One line in the log for an API error, not a traceback: the next event or the resync
+    (a few seconds away) tries again, so there is nothing for kopf to retry."""
+    try:
+        reconciler.reconcile(namespace, name)
+    except KubeError as e:
+        log.warning("%s/%s: %s", namespace, name, e)

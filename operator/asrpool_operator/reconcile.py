@@ -23,7 +23,16 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .kube import DEPLOYMENTS, EVENTS, PODS, POOLS, KubeClient, KubeError, resource_of
+from .kube import (
+    DEPLOYMENTS,
+    EVENTS,
+    PODS,
+    POOLS,
+    KubeClient,
+    KubeError,
+    NotFound,
+    resource_of,
+)
 from .load import RouterLoad
 from .logic.autoscale import PoolLoad, Recommendation, decide
 from .logic.labels import child_name, selector_string
@@ -76,7 +85,11 @@ class Reconciler:
             obj = self._kube.get(POOLS, namespace, name)
             if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
                 return  # gone, or going: the garbage collector removes the children
-            self._reconcile(obj)
+            try:
+                self._reconcile(obj)
+            except NotFound:
+                # Deleted while we worked (the pool, or its namespace): nothing left to do.
+                log.debug("%s/%s: gone during reconcile", namespace, name)
 
     def forget(self, namespace: str, name: str) -> None:
         """The pool was deleted: drop what we kept in memory for it."""
@@ -91,9 +104,10 @@ class Reconciler:
         try:
             pool = parse_pool(obj, self._defaults)
         except SpecError as e:
+            replicas = (obj.get("spec") or {}).get("replicas")
             obs = Observation(
                 generation=int(meta.get("generation") or 0),
-                desired_replicas=int((obj.get("spec") or {}).get("replicas") or 0),
+                desired_replicas=replicas if isinstance(replicas, int) else 0,
                 deployment=self._kube.get(DEPLOYMENTS, namespace, child_name(name)),
                 problem=Diagnosis("InvalidSpec", str(e)),
             )

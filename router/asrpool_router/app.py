@@ -171,6 +171,9 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
         try:
             runner = state.pools.resolve(model)
             pool_label = runner.model
+            # Pods serve the pool's model name: an alias or whisper-1 is said their way.
+            job.upload.fields = [(k, v) for k, v in job.upload.fields if k != "model"]
+            job.upload.fields.append(("model", runner.model))
             ok = False
             try:
                 answer = await forward(runner, job, state.client, state.timeouts, state.rng)

@@ -22,6 +22,7 @@ import httpx
 from asrpool.wire import AsrpoolError, ErrorCode, parse_error
 
 from .logic.audio_estimate import attempt_timeout_s
+from .logic.chunking import ChunkingPolicy
 from .logic.errors import Outcome, OutcomeKind, classify
 from .logic.pool import Granted, Pool, Queued, Rejected, Slot
 from .logic.request import Priority
@@ -42,6 +43,8 @@ class PoolRunner:
         self.pool = pool
         self.metrics = metrics
         self.stats = RequestStats()
+        # Live sessions' chunking for this pool (ASRPool spec.realtime); None: the defaults.
+        self.chunking: ChunkingPolicy | None = None
         self._clock = clock
         self._waiters: dict[int, asyncio.Future[Slot]] = {}
         self._timer: asyncio.TimerHandle | None = None

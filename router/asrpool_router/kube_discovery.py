@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from .kube_api import Handler, KubeApi, list_and_watch
-from .logic.kube_view import POOL_LABEL, default_model, pool_views
+from .logic.kube_view import POOL_LABEL, aliases, default_model, pool_views
 from .pools import PoolRegistry
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class KubeDiscovery:
         views = pool_views(self._asrpools, self._slices)
         for model, view in views.items():
             runner = self.pools.ensure(model, view.policy)
+            runner.chunking = view.chunking
             if runner.pool.policy != view.policy:
                 log.info("pool %s reconfigured: %s", model, view.policy)
                 runner.pods_changed(runner.pool.reconfigure(view.policy, now))
@@ -103,3 +104,4 @@ class KubeDiscovery:
                     runner.pool.remove_pod(pod.id)
                 self.pools.drop(runner.model)
         self.pools.default_model = default_model(views)
+        self.pools.aliases = aliases(views)

@@ -32,6 +32,7 @@ class PoolRegistry:
         self._rng = rng
         self._runners: dict[str, PoolRunner] = {}
         self.default_model = default_model
+        self.aliases: dict[str, str] = {}  # other names → model (ASRPool spec.aliases)
 
     def ensure(self, model: str, policy: PoolPolicy | None = None) -> PoolRunner:
         """The model's pool, created (with ``policy`` or the default one) if new."""
@@ -48,7 +49,7 @@ class PoolRegistry:
         name = (model or "").strip()
         if name in ("", OPENAI_DEFAULT_MODEL) and self.default_model in self._runners:
             return self._runners[self.default_model]
-        runner = self._runners.get(name)
+        runner = self._runners.get(name) or self._runners.get(self.aliases.get(name, ""))
         if runner is None:
             served = ", ".join(sorted(self._runners)) or "none yet"
             raise AsrpoolError(

@@ -22,7 +22,7 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,14 @@ from asrpool.wire import AsrpoolError, ErrorCode
 from .auth import ApiKeyAuth, bearer_token
 from .dispatch import Job, forward
 from .logic import realtime_protocol as proto
-from .logic.chunking import Chunker, Committed, PartialDue, SpeechStarted, SpeechStopped
+from .logic.chunking import (
+    Chunker,
+    ChunkingPolicy,
+    Committed,
+    PartialDue,
+    SpeechStarted,
+    SpeechStopped,
+)
 from .logic.pcm import samples_to_ms, to_whisper_rate, wav_bytes
 from .logic.request import Priority
 from .transport import BufferedUpload
@@ -88,7 +95,7 @@ class RealtimeSession:
         self.state = state  # the router's RouterState
         self.limits = limits or SessionLimits()
         self.id = "sess_" + secrets.token_hex(8)
-        self.config = proto.SessionConfig()
+        self.config = proto.SessionConfig(chunking=self._pool_chunking(None))
         self.chunker = Chunker(self.config.chunking)
         self._send_lock = asyncio.Lock()
         self._finals: asyncio.Queue[Committed | None] = asyncio.Queue()
@@ -166,12 +173,15 @@ class RealtimeSession:
 
     async def _handle(self, command: proto.Command, event_id: str | None) -> None:
         if isinstance(command, proto.UpdateSession):
-            if command.config.model != self.config.model:
-                self.state.pools.resolve(command.config.model or None)  # 404s early if unknown
-            if command.config.chunking != self.config.chunking:
+            config = command.config
+            if config.model != self.config.model:
+                self.state.pools.resolve(config.model or None)  # 404s early if unknown
+                if not config.chunking_chosen:
+                    config = replace(config, chunking=self._pool_chunking(config.model))
+            if config.chunking != self.config.chunking:
                 await self._on_events(self.chunker.commit())
-                self.chunker = Chunker(command.config.chunking)
-            self.config = command.config
+                self.chunker = Chunker(config.chunking)
+            self.config = config
             await self._send(
                 proto.session_event("transcription_session.updated", self.config, self.id)
             )
@@ -191,6 +201,14 @@ class RealtimeSession:
         elif isinstance(command, proto.ClearAudio):
             self.chunker.clear()
             await self._send(proto.cleared())
+
+    def _pool_chunking(self, model: str | None) -> ChunkingPolicy:
+        """The pool's live chunking (ASRPool spec.realtime), or the defaults."""
+        try:
+            chunking = self.state.pools.resolve(model).chunking
+        except AsrpoolError:
+            chunking = None  # no pool yet: a later update or the first piece will say
+        return chunking if chunking is not None else ChunkingPolicy()
 
     def _admit(self, seconds: float, event_id: str | None) -> None:
         """Back-pressure: refuse audio faster than we promise to keep up with."""

@@ -196,9 +196,22 @@ def test_pools_follow_asrpool_objects(
     with pod_workers(tmp_path, 1) as (w,):
         apply(cp, namespace, endpoint_slice("small-0", "small", w))
         eventually(lambda: "small-0" in pods(k8s_router), "pod discovered")
-        # Edited in place: the budget follows perPod without a restart.
-        apply(cp, namespace, asrpool("small", "tiny.en", concurrency={"perPod": 3}))
+        # Edited in place: the budget follows perPod without a restart, and aliases route
+        # (whisper-1 among them makes this the default pool, though "other" sorts first).
+        apply(
+            cp,
+            namespace,
+            asrpool("small", "tiny.en", concurrency={"perPod": 3}, aliases=["whisper-1", "fast"]),
+        )
         eventually(lambda: pods(k8s_router)["small-0"]["max_budget"] == 3, "perPod applied")
+        for name in ("fast", "whisper-1"):
+            by_alias = httpx.post(
+                f"{k8s_router}/v1/audio/transcriptions",
+                timeout=120,
+                data={"model": name},
+                files={"file": ("fox.wav", speech["fox"].path.read_bytes())},
+            )
+            assert by_alias.status_code == 200, (name, by_alias.text)
         answer = httpx.post(
             f"{k8s_router}/v1/audio/transcriptions",
             timeout=120,

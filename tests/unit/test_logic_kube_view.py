@@ -9,6 +9,7 @@ import pytest
 from asrpool_router.kube_api import parse_kubeconfig
 from asrpool_router.logic.kube_view import (
     Endpoint,
+    aliases,
     default_model,
     endpoints_of,
     pool_policy,
@@ -122,3 +123,21 @@ def test_kubeconfig_with_token_and_insecure_cluster(tmp_path: Path):
     doc["current-context"] = "missing"
     with pytest.raises(ValueError):
         parse_kubeconfig(doc, base_dir=tmp_path)
+
+
+def test_aliases_reach_their_pool_and_whisper_1_alias_makes_the_default():
+    big = asrpool("big", "large-v3", aliases=["whisper-1", "best"])
+    tiny = asrpool("tiny", "tiny.en", aliases=["fast", "best", "large-v3"])
+    views = pool_views({"big": big, "tiny": tiny}, {})
+    assert default_model(views) == "large-v3"  # the pool that claims whisper-1
+    # "best" is claimed twice and "large-v3" is a model's own name: neither is an alias.
+    assert aliases(views) == {"fast": "tiny.en"}
+
+
+def test_realtime_settings_come_from_the_spec():
+    views = pool_views(
+        {"p": asrpool("p", "tiny.en", realtime={"silenceDurationMs": 800, "maxChunkMs": 9000})}, {}
+    )
+    chunking = views["tiny.en"].chunking
+    assert (chunking.silence_duration_ms, chunking.max_utterance_ms) == (800, 9000)
+    assert chunking.partial_interval_ms == 700  # the default where the spec says nothing

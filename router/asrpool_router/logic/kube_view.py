@@ -15,14 +15,16 @@ Pure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .chunking import ChunkingPolicy
 from .pool import PoolPolicy
 
 POOL_LABEL = "asrpool.dev/pool"
 DEFAULT_POOL_ANNOTATION = "asrpool.dev/default-pool"
 WORKER_PORT_NAME = "http"
+OPENAI_DEFAULT_MODEL = "whisper-1"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class PoolView:
     policy: PoolPolicy
     endpoints: tuple[Endpoint, ...]
     default: bool = False
+    aliases: tuple[str, ...] = ()  # other names clients may send (e.g. whisper-1)
+    chunking: ChunkingPolicy = field(default_factory=ChunkingPolicy)  # spec.realtime
 
 
 def pool_policy(spec: dict[str, Any]) -> PoolPolicy:
@@ -54,6 +58,17 @@ def pool_policy(spec: dict[str, Any]) -> PoolPolicy:
         max_attempts=int(retry.get("maxAttempts", defaults.max_attempts)),
         backoff_base_s=float(retry.get("backoffBaseSeconds", defaults.backoff_base_s)),
         backoff_cap_s=float(retry.get("backoffCapSeconds", defaults.backoff_cap_s)),
+    )
+
+
+def realtime_policy(spec: dict[str, Any]) -> ChunkingPolicy:
+    """Live chunking from ``spec.realtime``; absent fields keep the router's defaults."""
+    realtime = spec.get("realtime") or {}
+    d = ChunkingPolicy()
+    return ChunkingPolicy(
+        silence_duration_ms=int(realtime.get("silenceDurationMs", d.silence_duration_ms)),
+        max_utterance_ms=int(realtime.get("maxChunkMs", d.max_utterance_ms)),
+        partial_interval_ms=int(realtime.get("partialIntervalMs", d.partial_interval_ms)),
     )
 
 
@@ -101,6 +116,7 @@ def pool_views(
             continue  # a second pool for the same model is ignored; the first name wins
         try:
             policy = pool_policy(spec)
+            chunking = realtime_policy(spec)
         except (TypeError, ValueError):
             continue  # the CRD's validation should make this impossible
         endpoints = {e.pod_id: e for e in by_pool.get(name, [])}
@@ -110,14 +126,33 @@ def pool_views(
             policy=policy,
             endpoints=tuple(endpoints[k] for k in sorted(endpoints)),
             default=(meta.get("annotations") or {}).get(DEFAULT_POOL_ANNOTATION) == "true",
+            aliases=tuple(a for a in spec.get("aliases") or [] if isinstance(a, str)),
+            chunking=chunking,
         )
     return views
 
 
 def default_model(views: dict[str, PoolView]) -> str | None:
-    """The pool ``whisper-1`` goes to: the one annotated default, else the first by name."""
-    marked = sorted(v.name for v in views.values() if v.default)
-    names = marked or sorted(v.name for v in views.values())
-    if not names:
-        return None
-    return next(v.model for v in views.values() if v.name == names[0])
+    """The pool ``whisper-1`` goes to: the one annotated default, else the one that lists
+    ``whisper-1`` among its aliases, else the first by name."""
+    for chosen in (
+        [v for v in views.values() if v.default],
+        [v for v in views.values() if OPENAI_DEFAULT_MODEL in v.aliases],
+        list(views.values()),
+    ):
+        if chosen:
+            return min(chosen, key=lambda v: v.name).model
+    return None
+
+
+def aliases(views: dict[str, PoolView]) -> dict[str, str]:
+    """alias → model; a name that is some pool's model, or claimed twice, is no alias."""
+    claimed: dict[str, list[str]] = {}
+    for view in views.values():
+        for alias in view.aliases:
+            claimed.setdefault(alias, []).append(view.model)
+    return {
+        alias: models[0]
+        for alias, models in claimed.items()
+        if len(models) == 1 and alias not in views and alias != OPENAI_DEFAULT_MODEL
+    }

@@ -47,6 +47,8 @@ class SessionConfig:
     prompt: str | None = None
     sample_rate: int = 24_000  # what OpenAI clients send
     chunking: ChunkingPolicy = field(default_factory=ChunkingPolicy)
+    # True once the client chose turn detection itself; until then the pool's settings apply.
+    chunking_chosen: bool = False
 
     def public(self) -> dict[str, Any]:
         """The session as ``transcription_session.created/updated`` shows it."""
@@ -172,7 +174,7 @@ def apply_session_update(config: SessionConfig, session: dict[str, Any]) -> Sess
         td = (
             session["turn_detection"] if "turn_detection" in session else audio_in["turn_detection"]
         )
-        out = replace(out, chunking=_turn_detection(td, out.chunking))
+        out = replace(out, chunking=_turn_detection(td, out.chunking), chunking_chosen=True)
     return out
 
 
