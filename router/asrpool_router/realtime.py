@@ -5,7 +5,7 @@ One ``RealtimeSession`` per socket. It parses client events
 and sends each piece through the same scheduler as uploads (``dispatch.forward``)
 with realtime priority, so batch work never starves a live speaker and an OOM or a
 lost pod retries the piece elsewhere. Partials run at most one at a time per
-session (a late partial is skipped, not queued: the next one supersedes it);
+session (while one runs, only the newest that comes due waits; older ones are dropped);
 finals run in order, each prompted with the session's recent final text so
 wording and casing stay consistent across cuts.
 
@@ -100,6 +100,7 @@ class RealtimeSession:
         self._send_lock = asyncio.Lock()
         self._finals: asyncio.Queue[Committed | None] = asyncio.Queue()
         self._partial: asyncio.Task[None] | None = None
+        self._next_partial: PartialDue | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._previous_item: str | None = None
         self._completed: set[int] = set()
@@ -239,7 +240,11 @@ class RealtimeSession:
             elif isinstance(event, PartialDue):
                 if self._partial is None or self._partial.done():
                     self._partial = self._spawn(self._run_partial(event))
+                else:
+                    self._next_partial = event  # the newest wins; older skipped ones are moot
             elif isinstance(event, Committed):
+                if self._next_partial is not None and self._next_partial.item == event.item:
+                    self._next_partial = None  # the final supersedes it
                 await self._send(proto.committed(item_id, self._previous_item))
                 self._previous_item = item_id
                 self._finals.put_nowait(event)
@@ -247,6 +252,16 @@ class RealtimeSession:
     # --- transcription --------------------------------------------------------------
 
     async def _run_partial(self, event: PartialDue) -> None:
+        """One partial at a time; when it ends, the newest one that came due meanwhile runs,
+        so a loaded pool lowers the cadence instead of queueing stale partials."""
+        while True:
+            await self._one_partial(event)
+            following, self._next_partial = self._next_partial, None
+            if following is None:
+                return
+            event = following
+
+    async def _one_partial(self, event: PartialDue) -> None:
         try:
             text = await self._transcribe(event.audio, draft=True)
         except AsrpoolError:

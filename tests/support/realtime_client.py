@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import queue
 import threading
@@ -41,6 +42,7 @@ class Received:
 @dataclass
 class Session:
     ws: ClientConnection
+    _stack: contextlib.ExitStack
     events: list[Received] = field(default_factory=list)
     inbox: queue.Queue[Received] = field(default_factory=queue.Queue)
     closed: threading.Event = field(default_factory=threading.Event)
@@ -125,7 +127,7 @@ class Session:
         )
 
     def close(self) -> None:
-        self.ws.close()
+        self._stack.close()
 
 
 def open_session(
@@ -143,14 +145,17 @@ def open_session(
         subprotocols = ["realtime", f"openai-insecure-api-key.{api_key}"]
     elif api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    ws = connect(
-        ws_url,
-        additional_headers=headers,
-        subprotocols=subprotocols,  # type: ignore[arg-type]
-        max_size=2**22,
-        open_timeout=10,
+    stack = contextlib.ExitStack()
+    ws = stack.enter_context(
+        connect(
+            ws_url,
+            additional_headers=headers,
+            subprotocols=subprotocols,  # type: ignore[arg-type]
+            max_size=2**22,
+            open_timeout=10,
+        )
     )
-    s = Session(ws).start()
+    s = Session(ws, stack).start()
     s.wait_for("transcription_session.created", timeout=10)
     s.send(
         {
