@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PORT   ?= 8000
 WORKERS ?= 2
 
-.PHONY: run test lint unit integration k8s k8s-tools system-deps install clean
+.PHONY: run test lint unit integration k8s k8s-tools images system-deps install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ k8s: install k8s-tools
 # The tools are built before pytest starts, outside its per-test timeout.
 test: install system-deps lint k8s-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## make images: the worker, router and operator images (where a Docker engine runs)
+IMAGE_TAG ?= 0.1.0
+images:
+	docker build -f worker/Dockerfile -t ghcr.io/asrpool/worker:$(IMAGE_TAG) .
+	docker build -f router/Dockerfile -t ghcr.io/asrpool/router:$(IMAGE_TAG) .
+	docker build -f operator/Dockerfile -t ghcr.io/asrpool/operator:$(IMAGE_TAG) .
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
