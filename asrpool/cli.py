@@ -11,79 +11,63 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from .envflags import env_float, env_int, env_str
 
 if TYPE_CHECKING:
     from asrpool_router.settings import RouterSettings
     from asrpool_worker.settings import WorkerSettings
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(name, default)
-
-
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value not in (None, "") else default
-
-
-def _env_int(name: str, default: int, *aliases: str) -> int:
-    for key in (name, *aliases):
-        value = os.environ.get(key)
-        if value not in (None, ""):
-            return int(value)
-    return default
-
-
 def add_worker_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("worker")
     g.add_argument(
         "--model",
-        default=_env("ASRPOOL_MODEL"),
+        default=env_str("ASRPOOL_MODEL"),
         help="CTranslate2 Whisper model directory (default: bundled tiny.en)",
     )
     g.add_argument(
         "--model-name",
-        default=_env("ASRPOOL_MODEL_NAME", "tiny.en"),
+        default=env_str("ASRPOOL_MODEL_NAME", "tiny.en"),
         help="name clients send in the `model` field (default: tiny.en)",
     )
-    g.add_argument("--device", choices=["cpu", "cuda"], default=_env("ASRPOOL_DEVICE", "cpu"))
+    g.add_argument("--device", choices=["cpu", "cuda"], default=env_str("ASRPOOL_DEVICE", "cpu"))
     g.add_argument(
         "--compute-type",
-        default=_env("ASRPOOL_COMPUTE_TYPE"),
+        default=env_str("ASRPOOL_COMPUTE_TYPE"),
         help="CTranslate2 compute type (default: int8 on CPU, float16 on GPU)",
     )
-    g.add_argument("--cpu-threads", type=int, default=_env_int("ASRPOOL_CPU_THREADS", 0))
+    g.add_argument("--cpu-threads", type=int, default=env_int("ASRPOOL_CPU_THREADS", 0))
     g.add_argument(
         "--num-workers",
         type=int,
-        default=_env_int("ASRPOOL_NUM_WORKERS", 2),
+        default=env_int("ASRPOOL_NUM_WORKERS", 2),
         help="decodes the engine runs at once (default: 2)",
     )
     g.add_argument(
         "--memory-budget-mb",
         type=float,
-        default=_env_float("ASRPOOL_MEMORY_BUDGET_MB", 0.0),
+        default=env_float("ASRPOOL_MEMORY_BUDGET_MB", 0.0),
         help="refuse work (503 gpu_oom) past this memory estimate; 0 = no limit",
     )
     g.add_argument(
         "--memory-per-request-mb",
         type=float,
-        default=_env_float("ASRPOOL_MEMORY_PER_REQUEST_MB", 64.0),
+        default=env_float("ASRPOOL_MEMORY_PER_REQUEST_MB", 64.0),
     )
     g.add_argument(
         "--memory-per-audio-second-mb",
         type=float,
-        default=_env_float("ASRPOOL_MEMORY_PER_AUDIO_SECOND_MB", 2.0),
+        default=env_float("ASRPOOL_MEMORY_PER_AUDIO_SECOND_MB", 2.0),
     )
-    g.add_argument("--max-upload-mb", type=float, default=_env_float("ASRPOOL_MAX_UPLOAD_MB", 25.0))
+    g.add_argument("--max-upload-mb", type=float, default=env_float("ASRPOOL_MAX_UPLOAD_MB", 25.0))
     g.add_argument(
         "--drain-timeout",
         type=float,
-        default=_env_float("ASRPOOL_DRAIN_TIMEOUT", 30.0),
+        default=env_float("ASRPOOL_DRAIN_TIMEOUT", 30.0),
         help="seconds SIGTERM waits for requests in flight",
     )
 
@@ -115,57 +99,55 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--api-keys-file",
-        default=_env("ASRPOOL_API_KEYS_FILE"),
+        default=env_str("ASRPOOL_API_KEYS_FILE"),
         help="file with one API key per line (also: ASRPOOL_API_KEYS=k1,k2)",
     )
     g.add_argument(
         "--per-pod",
         type=int,
-        default=_env_int("ASRPOOL_PER_POD", 2, "ASR_MAX_CONCURRENT"),
+        default=env_int("ASRPOOL_PER_POD", 2, "ASR_MAX_CONCURRENT"),
         help="requests one worker runs at once (ASR_MAX_CONCURRENT is honoured too)",
     )
-    g.add_argument("--max-queue", type=int, default=_env_int("ASRPOOL_MAX_QUEUE", 64))
+    g.add_argument("--max-queue", type=int, default=env_int("ASRPOOL_MAX_QUEUE", 64))
+    g.add_argument("--queue-timeout", type=float, default=env_float("ASRPOOL_QUEUE_TIMEOUT", 120.0))
     g.add_argument(
-        "--queue-timeout", type=float, default=_env_float("ASRPOOL_QUEUE_TIMEOUT", 120.0)
-    )
-    g.add_argument(
-        "--max-attempts", type=int, default=_env_int("ASRPOOL_MAX_ATTEMPTS", 4, "ASR_MAX_RETRIES")
+        "--max-attempts", type=int, default=env_int("ASRPOOL_MAX_ATTEMPTS", 4, "ASR_MAX_RETRIES")
     )
     g.add_argument(
         "--request-timeout",
         type=float,
-        default=_env_float("ASRPOOL_REQUEST_TIMEOUT", _env_float("ASR_REQUEST_TIMEOUT", 300.0)),
+        default=env_float("ASRPOOL_REQUEST_TIMEOUT", env_float("ASR_REQUEST_TIMEOUT", 300.0)),
         help="longest one attempt may take; shorter audio gets a shorter timeout",
     )
     g.add_argument(
         "--attempt-timeout-base",
         type=float,
-        default=_env_float("ASRPOOL_ATTEMPT_TIMEOUT_BASE", 30.0),
+        default=env_float("ASRPOOL_ATTEMPT_TIMEOUT_BASE", 30.0),
         help="every attempt may take this long plus one second per second of audio",
     )
     g.add_argument(
         "--health-interval",
         type=float,
-        default=_env_float("ASRPOOL_HEALTH_INTERVAL", 2.0),
+        default=env_float("ASRPOOL_HEALTH_INTERVAL", 2.0),
         help="seconds between health checks of each backend",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asrpool", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default=_env("ASRPOOL_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-level", default=env_str("ASRPOOL_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
 
     w = sub.add_parser("worker", help="run one Whisper worker (what each GPU pod runs)")
-    w.add_argument("--host", default=_env("ASRPOOL_HOST", "127.0.0.1"))
-    w.add_argument("--port", type=int, default=_env_int("ASRPOOL_PORT", 9000))
+    w.add_argument("--host", default=env_str("ASRPOOL_HOST", "127.0.0.1"))
+    w.add_argument("--port", type=int, default=env_int("ASRPOOL_PORT", 9000))
     add_worker_options(w)
 
     r = sub.add_parser(
         "router", help="run the router in front of OpenAI-compatible Whisper servers"
     )
-    r.add_argument("--host", default=_env("ASRPOOL_HOST", "127.0.0.1"))
-    r.add_argument("--port", type=int, default=_env_int("ASRPOOL_PORT", 8000))
+    r.add_argument("--host", default=env_str("ASRPOOL_HOST", "127.0.0.1"))
+    r.add_argument("--port", type=int, default=env_int("ASRPOOL_PORT", 8000))
     r.add_argument(
         "--backend",
         action="append",
@@ -176,12 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--kubernetes",
         action="store_true",
-        default=_env("ASRPOOL_KUBERNETES", "") in ("1", "true"),
+        default=env_str("ASRPOOL_KUBERNETES", "") in ("1", "true"),
         help="discover pools from ASRPool resources and their EndpointSlices",
     )
     r.add_argument(
         "--namespace",
-        default=_env("ASRPOOL_NAMESPACE"),
+        default=env_str("ASRPOOL_NAMESPACE"),
         help="namespace to watch with --kubernetes (default: the pod's own)",
     )
     add_router_options(r)
@@ -195,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("transcribe", help="transcribe files through a router")
     t.add_argument("files", nargs="+")
-    t.add_argument("--url", default=_env("ASRPOOL_URL", "http://127.0.0.1:8000"))
-    t.add_argument("--api-key", default=_env("ASRPOOL_API_KEY") or _env("OPENAI_API_KEY"))
+    t.add_argument("--url", default=env_str("ASRPOOL_URL", "http://127.0.0.1:8000"))
+    t.add_argument("--api-key", default=env_str("ASRPOOL_API_KEY") or env_str("OPENAI_API_KEY"))
     t.add_argument("--model", default="whisper-1")
     t.add_argument("--language")
     t.add_argument(
@@ -210,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--fast", action="store_true", help="send the file 4x faster than real time")
     sm.add_argument("--events", action="store_true", help="print every server event as JSON")
     sm.add_argument("--language")
-    sm.add_argument("--url", default=_env("ASRPOOL_URL", "http://127.0.0.1:8000"))
-    sm.add_argument("--api-key", default=_env("ASRPOOL_API_KEY") or _env("OPENAI_API_KEY"))
+    sm.add_argument("--url", default=env_str("ASRPOOL_URL", "http://127.0.0.1:8000"))
+    sm.add_argument("--api-key", default=env_str("ASRPOOL_API_KEY") or env_str("OPENAI_API_KEY"))
 
     from asrpool_operator.options import add_operator_options
 
@@ -221,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_operator_options(op)
 
     st = sub.add_parser("status", help="print the pools and pods of a router (from /stats)")
-    st.add_argument("--url", default=_env("ASRPOOL_URL", "http://127.0.0.1:8000"))
-    st.add_argument("--api-key", default=_env("ASRPOOL_API_KEY") or _env("OPENAI_API_KEY"))
+    st.add_argument("--url", default=env_str("ASRPOOL_URL", "http://127.0.0.1:8000"))
+    st.add_argument("--api-key", default=env_str("ASRPOOL_API_KEY") or env_str("OPENAI_API_KEY"))
     st.add_argument("--json", action="store_true", help="print /stats as JSON")
     return parser
 

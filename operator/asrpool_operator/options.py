@@ -8,55 +8,51 @@ Importing this module imports neither kopf nor kubernetes.
 from __future__ import annotations
 
 import argparse
-import os
+
+from asrpool.envflags import env_float, env_int, env_str
 
 from .logic.spec import OperatorDefaults
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
 
 
 def add_operator_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("operator")
     g.add_argument(
         "--namespace",
-        default=os.environ.get("ASRPOOL_NAMESPACE") or None,
+        default=env_str("ASRPOOL_NAMESPACE"),
         help="manage the ASRPools of this namespace only (default: every namespace)",
     )
     g.add_argument(
         "--worker-image",
-        default=os.environ.get("ASRPOOL_WORKER_IMAGE") or OperatorDefaults.worker_image,
+        default=env_str("ASRPOOL_WORKER_IMAGE", OperatorDefaults.worker_image),
         help="image of pools without spec.image (default: %(default)s)",
     )
     g.add_argument(
         "--router-selector",
-        default=os.environ.get("ASRPOOL_ROUTER_SELECTOR") or None,
+        default=env_str("ASRPOOL_ROUTER_SELECTOR"),
         help="label selector of the router pods whose /metrics give the pools' load "
         "(autoscaling, status.queueDepth)",
     )
     g.add_argument(
         "--router-namespace",
-        default=os.environ.get("ASRPOOL_ROUTER_NAMESPACE") or None,
+        default=env_str("ASRPOOL_ROUTER_NAMESPACE"),
         help="namespace of those routers (default: --namespace)",
     )
     g.add_argument(
         "--router-metrics-port",
         type=int,
-        default=_env_int("ASRPOOL_ROUTER_METRICS_PORT", 8000),
+        default=env_int("ASRPOOL_ROUTER_METRICS_PORT", 8000),
         help="the routers' HTTP port (default: 8000)",
     )
     g.add_argument(
         "--resync-interval",
         type=float,
-        default=float(os.environ.get("ASRPOOL_RESYNC_INTERVAL") or 15.0),
+        default=env_float("ASRPOOL_RESYNC_INTERVAL", 15.0),
         help="seconds between autoscaling decisions and full re-checks (default: 15)",
     )
     g.add_argument(
         "--liveness-port",
         type=int,
-        default=_env_int("ASRPOOL_LIVENESS_PORT", 8080),
+        default=env_int("ASRPOOL_LIVENESS_PORT", 8080),
         help="port of /healthz for the pod's liveness probe; 0 for none (default: 8080)",
     )
 
