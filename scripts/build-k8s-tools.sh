@@ -89,6 +89,8 @@ if all_built; then
   exit 0
 fi
 
+# Go's own installer puts it in /usr/local/go; a non-login shell may not have it on PATH.
+command -v go >/dev/null 2>&1 || { [ -x /usr/local/go/bin/go ] && PATH="$PATH:/usr/local/go/bin"; }
 command -v go >/dev/null 2>&1 || die "Go is needed to build the Kubernetes tools (https://go.dev/dl)"
 export GOTOOLCHAIN=local      # never download another toolchain: fail clearly instead
 export CGO_ENABLED=0          # static binaries, no C toolchain needed
