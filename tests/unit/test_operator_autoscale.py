@@ -47,6 +47,13 @@ CASES = [
      [], 10, 3, "ScaledUp"),
     ("above the maximum comes down at once", POLICY, 14, PoolLoad(0, 0), [at(0, 14)], 10, 10,
      "OutOfRange"),
+    ("scaled to zero, a first request wakes a pod", Autoscaling(min_replicas=0, max_replicas=5),
+     0, PoolLoad(queue_depth=1), [at(0, 0)], 10, 1, "ScaledUp"),
+    ("scaled to zero, even a tolerated queue wakes a pod", Autoscaling(
+     min_replicas=0, max_replicas=5, target_queue_depth=4), 0, PoolLoad(queue_depth=2),
+     [at(0, 0)], 10, 1, "ScaledUp"),
+    ("scaled to zero and idle stays at zero", Autoscaling(min_replicas=0, max_replicas=5), 0,
+     PoolLoad(0, 0), [at(0, 0)], 10, 0, "Unchanged"),
 ]  # fmt: skip
 
 

@@ -6,6 +6,7 @@ time and history are parameters, so every decision replays in a table.
 
     by in-flight = ceil(in flight / targetInFlightPerPod)        the slots busy now
     by queue     = current + ceil((queued - targetQueueDepth) / perPod)   when past tolerance
+                   (at least 1 when the pool is at zero and anything waits: scale from zero)
     wanted       = max(by in-flight, by queue), within [minReplicas, maxReplicas]
 
 Up is immediate but at most doubles (or adds 4) per decision, as an HPA's default policy:
@@ -73,6 +74,9 @@ def decide(
     by_in_flight = math.ceil(load.in_flight / target - 1e-9)
     excess = load.queue_depth - policy.target_queue_depth
     by_queue = current + math.ceil(excess / per_pod - 1e-9) if excess > 0 else 0
+    if current == 0 and load.queue_depth > 0:
+        # Scaled to zero, nothing can drain the queue: whatever the tolerance, wake one pod.
+        by_queue = max(by_queue, 1)
     wanted = _clamp(policy, max(by_in_flight, by_queue))
     wanted = min(wanted, max(current * UP_FACTOR, current + UP_MIN_STEP))
     history_out = (*kept, Recommendation(now, wanted))
