@@ -251,7 +251,7 @@ def _server(f: _Fields) -> Server:
 
 def _autoscaling(f: _Fields) -> Autoscaling:
     a = Autoscaling(
-        min_replicas=f.integer("minReplicas", 1, minimum=1, maximum=1000),
+        min_replicas=f.integer("minReplicas", 1, minimum=0, maximum=1000),
         max_replicas=f.integer("maxReplicas", 1, minimum=1, maximum=1000, required=True),
         target_in_flight_per_pod=f.optional_number("targetInFlightPerPod", exclusive_minimum=0),
         target_queue_depth=f.integer("targetQueueDepth", 0, minimum=0),
