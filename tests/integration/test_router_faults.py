@@ -16,7 +16,14 @@ import httpx
 import openai
 import pytest
 
-from tests.support.procs import ONE_DECODE_FITS, ServerProcess, free_port, router, workers
+from tests.support.procs import (
+    LEAN_WORKER,
+    ONE_DECODE_FITS,
+    ServerProcess,
+    free_port,
+    router,
+    workers,
+)
 from tests.support.speech import word_error_rate
 
 pytestmark = pytest.mark.slow
@@ -98,6 +105,51 @@ def test_sigkill_of_a_busy_worker_fails_its_requests_over(tmp_path: Path, speech
         s = assert_no_slots_held(r.url)
         assert s["retries"].get("unreachable", 0) >= 1, s
         assert s["failed_tasks"] == 0
+
+
+def test_a_dead_pod_is_taken_out_and_a_restarted_one_is_probed_back_in(tmp_path: Path, speech):
+    with (
+        workers(tmp_path, 2) as pods,
+        router(tmp_path, [p.url for p in pods], "--health-interval", "0.5") as r,
+    ):
+        dead = pods[0]
+        dead.signal(signal.SIGKILL)
+        dead.proc.wait(10)
+        for _ in range(4):  # every request succeeds on the other pod meanwhile
+            assert transcribe(r.url, speech["fox"].path).status_code == 200
+
+        def pod(url: str) -> dict[str, Any]:
+            return next(p for p in stats(r.url)["pools"][0]["pods"] if p["url"] == url)
+
+        deadline = time.monotonic() + 10
+        while pod(dead.url)["ready"]:
+            assert time.monotonic() < deadline, "the dead pod still counts as ready"
+            time.sleep(0.1)
+
+        # The same pod comes back (a restarted container on the same address).
+        reborn = ServerProcess(
+            ["worker", "--port", str(dead.port), *LEAN_WORKER], dead.port, tmp_path / "reborn.log"
+        )
+        try:
+            reborn.wait_ready()
+            deadline = time.monotonic() + 30
+            while not ((p := pod(dead.url))["ready"] and not p["ejected"]):
+                assert time.monotonic() < deadline, f"the pod never came back: {p}"
+                time.sleep(0.2)
+            with concurrent.futures.ThreadPoolExecutor(4) as ex:
+                answers = list(ex.map(lambda _: transcribe(r.url, speech["fox"].path), range(4)))
+            assert [a.status_code for a in answers] == [200] * 4
+            assert requests_served(reborn) >= 1, "no request reached the pod that came back"
+        finally:
+            reborn.stop()
+        assert_no_slots_held(r.url)
+
+
+def requests_served(worker: ServerProcess) -> float:
+    for line in httpx.get(f"{worker.url}/metrics", timeout=5).text.splitlines():
+        if line.startswith('asrpool_worker_requests_total{code="ok"'):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def test_sigstopped_worker_times_out_and_fails_over(tmp_path: Path, speech):
