@@ -111,7 +111,11 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-queue", type=int, default=env_int("ASRPOOL_MAX_QUEUE", 64))
     g.add_argument("--queue-timeout", type=float, default=env_float("ASRPOOL_QUEUE_TIMEOUT", 120.0))
     g.add_argument(
-        "--max-attempts", type=int, default=env_int("ASRPOOL_MAX_ATTEMPTS", 4, "ASR_MAX_RETRIES")
+        "--max-attempts",
+        type=int,
+        # The seed counted retries after the first try: ASR_MAX_RETRIES=3 is 4 attempts.
+        default=env_int("ASRPOOL_MAX_ATTEMPTS", env_int("ASR_MAX_RETRIES", 3) + 1),
+        help="attempts per request, over all pods (ASR_MAX_RETRIES + 1 is honoured too)",
     )
     g.add_argument(
         "--request-timeout",

@@ -1,0 +1,57 @@
+"""The command line: flags, their ASRPOOL_* variables, and the seed's ASR_* settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from asrpool.cli import build_parser, router_settings
+
+
+def router_args(*argv: str):  # type: ignore[no-untyped-def]
+    return build_parser().parse_args(["router", "--no-auth", "--backend", "http://w:9000", *argv])
+
+
+def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch):
+    for name in (
+        "ASRPOOL_PER_POD",
+        "ASR_MAX_CONCURRENT",
+        "ASRPOOL_MAX_ATTEMPTS",
+        "ASR_MAX_RETRIES",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    settings = router_settings(router_args(), backends=["http://w:9000"])
+    assert (settings.per_pod, settings.max_attempts, settings.auth) == (2, 4, False)
+
+
+def test_the_seeds_settings_are_honoured(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ASR_MAX_CONCURRENT", "3")
+    monkeypatch.setenv("ASR_MAX_RETRIES", "5")
+    monkeypatch.setenv("ASR_REQUEST_TIMEOUT", "120")
+    settings = router_settings(router_args(), backends=["http://w:9000"])
+    assert (settings.per_pod, settings.max_attempts, settings.request_timeout_s) == (3, 6, 120.0)
+
+
+def test_asrpool_variables_win_over_the_seeds_and_flags_over_both(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("ASR_MAX_CONCURRENT", "3")
+    monkeypatch.setenv("ASRPOOL_PER_POD", "4")
+    assert router_settings(router_args(), backends=[]).per_pod == 4
+    assert router_settings(router_args("--per-pod", "1"), backends=[]).per_pod == 1
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ASRPOOL_PER_POD", "")
+    monkeypatch.delenv("ASR_MAX_CONCURRENT", raising=False)
+    assert router_settings(router_args(), backends=[]).per_pod == 2
+
+
+def test_api_keys_come_from_the_variable_and_a_keys_file(monkeypatch, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("k-file-1\n# a comment\n\nk-file-2  # trailing note\n")
+    monkeypatch.setenv("ASRPOOL_API_KEYS", "k-env-1, k-env-2")
+    args = build_parser().parse_args(
+        ["router", "--backend", "http://w:9000", "--api-keys-file", str(keys)]
+    )
+    settings = router_settings(args, backends=["http://w:9000"])
+    assert settings.auth and settings.api_keys == ("k-env-1", "k-env-2", "k-file-1", "k-file-2")
