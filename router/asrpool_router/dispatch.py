@@ -182,7 +182,6 @@ async def forward(
     while True:
         attempt += 1
         slot = await runner.acquire(job.audio_seconds, job.priority, frozenset(job.tried))
-        runner.metrics.in_flight.labels(runner.model, slot.pod_id).inc()
         outcome = Outcome.of(OutcomeKind.CANCELLED)
         try:
             timeout = attempt_timeout_s(
@@ -191,7 +190,6 @@ async def forward(
             answer = await send(client, slot.url, job.path, job.upload, timeout)
             outcome = classify(answer.result)
         finally:
-            runner.metrics.in_flight.labels(runner.model, slot.pod_id).dec()
             runner.release(slot, outcome)
         if outcome.kind is OutcomeKind.OK:
             runner.metrics.latency.labels(runner.model).observe(time.monotonic() - started)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -30,12 +30,6 @@ class RouterMetrics:
             ["pool"],
             registry=registry,
             buckets=(0, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
-        )
-        self.in_flight = Gauge(
-            "asrpool_router_in_flight",
-            "Attempts running on each pod.",
-            ["pool", "pod"],
-            registry=registry,
         )
         self.retries = Counter(
             "asrpool_router_retries",
@@ -74,6 +68,11 @@ class _PoolCollector(Collector):
             "Concurrent requests each pod may take now.",
             labels=["pool", "pod"],
         )
+        # Read from the pool at scrape time, so a pod that leaves takes its series with it.
+        # The operator's autoscaler reads this family: keep its name and labels.
+        in_flight = GaugeMetricFamily(
+            "asrpool_router_in_flight", "Attempts running on each pod.", labels=["pool", "pod"]
+        )
         ejected = GaugeMetricFamily(
             "asrpool_router_pod_ejected",
             "1 while a pod is ejected by its circuit breaker.",
@@ -83,7 +82,9 @@ class _PoolCollector(Collector):
             depth.add_metric([snap["model"]], snap["queue_depth"])
             for pod in snap["pods"]:
                 budget.add_metric([snap["model"], pod["id"]], pod["budget"])
+                in_flight.add_metric([snap["model"], pod["id"]], pod["in_flight"])
                 ejected.add_metric([snap["model"], pod["id"]], 1.0 if pod["ejected"] else 0.0)
         yield depth
         yield budget
+        yield in_flight
         yield ejected

@@ -59,7 +59,11 @@ def test_api_routes_need_the_key_and_health_does_not(pool: LocalPool, speech):
     assert wrong.status_code == 401
     assert httpx.get(f"{pool.url}/healthz").status_code == 200
     assert httpx.get(f"{pool.url}/readyz").status_code == 200
-    assert "asrpool_router_requests_total" in httpx.get(f"{pool.url}/metrics").text
+    metrics = httpx.get(f"{pool.url}/metrics").text
+    assert "asrpool_router_requests_total" in metrics
+    # Per pod, as the operator's autoscaler reads them: idle now.
+    in_flight = [ln for ln in metrics.splitlines() if ln.startswith("asrpool_router_in_flight{")]
+    assert len(in_flight) == 2 and all(ln.endswith(" 0.0") for ln in in_flight), in_flight
 
 
 def test_router_relays_permanent_errors_without_retrying(pool: LocalPool, tmp_path: Path):

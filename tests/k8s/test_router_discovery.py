@@ -178,6 +178,8 @@ def test_routing_follows_endpoints_as_they_come_turn_terminating_and_go(
         # ASRPool's queue timeout, not a hang.
         cp.kubectl("delete", "-n", namespace, "endpointslice", "tiny-a", "tiny-b")
         eventually(lambda: not pods(k8s_router), "pods removed")
+        metrics = httpx.get(f"{k8s_router}/metrics").text
+        assert "tiny-a" not in metrics and "tiny-b" not in metrics  # their series went too
         started = time.monotonic()
         answer = transcribe(k8s_router, fox, timeout=30)
         assert answer.status_code == 503
