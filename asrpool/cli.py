@@ -70,6 +70,30 @@ def add_worker_options(p: argparse.ArgumentParser) -> None:
         default=env_float("ASRPOOL_DRAIN_TIMEOUT", 30.0),
         help="seconds SIGTERM waits for requests in flight",
     )
+    g.add_argument(
+        "--oom-recovery-after",
+        type=int,
+        default=env_int("ASRPOOL_OOM_RECOVERY_AFTER", 3),
+        help="after this many CUDA OOMs in a row with nothing else in flight, go not ready, "
+        "drain and reload the engine (default: 3; 0 = never)",
+    )
+
+
+def add_server_options(p: argparse.ArgumentParser) -> None:
+    """Slow-client guards of the HTTP server (router and worker alike; asrpool.http_server)."""
+    g = p.add_argument_group("server")
+    g.add_argument(
+        "--header-timeout",
+        type=float,
+        default=env_float("ASRPOOL_HEADER_TIMEOUT", 10.0),
+        help="seconds a client may take to send a request's headers (default: 10; 0 = none)",
+    )
+    g.add_argument(
+        "--body-timeout",
+        type=float,
+        default=env_float("ASRPOOL_BODY_TIMEOUT", 30.0),
+        help="seconds an upload may pause before it is stopped with 408 (default: 30; 0 = none)",
+    )
 
 
 def worker_settings(args: argparse.Namespace, *, host: str, port: int) -> WorkerSettings:
@@ -89,6 +113,9 @@ def worker_settings(args: argparse.Namespace, *, host: str, port: int) -> Worker
         memory_per_audio_second_mb=args.memory_per_audio_second_mb,
         max_upload_mb=args.max_upload_mb,
         drain_timeout_s=args.drain_timeout,
+        oom_recovery_after=args.oom_recovery_after,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
     )
 
 
@@ -114,8 +141,33 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
         "--max-attempts",
         type=int,
         # The seed counted retries after the first try: ASR_MAX_RETRIES=3 is 4 attempts.
-        default=env_int("ASRPOOL_MAX_ATTEMPTS", env_int("ASR_MAX_RETRIES", 3) + 1),
-        help="attempts per request, over all pods (ASR_MAX_RETRIES + 1 is honoured too)",
+        # Unset, there is no cap: a request is retried on every pod that has not failed it
+        # until its deadline (queue timeout + request timeout).
+        default=env_int("ASRPOOL_MAX_ATTEMPTS", env_int("ASR_MAX_RETRIES", -1) + 1),
+        help="a cap on attempts per request, over all pods; 0 (default): none, a request "
+        "tries every pod that has not failed it until its deadline (ASR_MAX_RETRIES + 1 "
+        "is honoured too)",
+    )
+    g.add_argument(
+        "--eject-after",
+        type=int,
+        default=env_int("ASRPOOL_EJECT_AFTER", 3),
+        help="failures in a row (5xx, timeouts, resets, bad answers, OOMs at the lowest "
+        "budget) that take a pod out of rotation (default: 3)",
+    )
+    g.add_argument(
+        "--ejection-time",
+        type=float,
+        default=env_float("ASRPOOL_EJECTION_TIME", 5.0),
+        help="first ejection's length in seconds; doubles with each ejection in a row, up to "
+        "120 (default: 5)",
+    )
+    g.add_argument(
+        "--max-ejection-percent",
+        type=float,
+        default=env_float("ASRPOOL_MAX_EJECTION_PERCENT", 50.0),
+        help="most of a pool's pods ejected at once (at least one of two or more, never the "
+        "last; default: 50)",
     )
     g.add_argument(
         "--request-timeout",
@@ -135,6 +187,31 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
         default=env_float("ASRPOOL_HEALTH_INTERVAL", 2.0),
         help="seconds between health checks of each backend",
     )
+    g.add_argument(
+        "--max-spooled-mb",
+        type=float,
+        default=env_float("ASRPOOL_MAX_SPOOLED_MB", 4096.0),
+        help="memory + disk all uploads held at once may take; past it 429 (default: 4096; "
+        "0 = no cap)",
+    )
+    g.add_argument(
+        "--max-sessions",
+        type=int,
+        default=env_int("ASRPOOL_MAX_SESSIONS", 256),
+        help="live (realtime) sessions open at once (default: 256)",
+    )
+    g.add_argument(
+        "--max-sessions-per-key",
+        type=int,
+        default=env_int("ASRPOOL_MAX_SESSIONS_PER_KEY", 16),
+        help="live sessions one API key may have open at once (default: 16)",
+    )
+    g.add_argument(
+        "--session-idle-timeout",
+        type=float,
+        default=env_float("ASRPOOL_SESSION_IDLE_TIMEOUT", 120.0),
+        help="end a live session after this many seconds with no client message (default: 120)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--host", default=env_str("ASRPOOL_HOST", "127.0.0.1"))
     w.add_argument("--port", type=int, default=env_int("ASRPOOL_PORT", 9000))
     add_worker_options(w)
+    add_server_options(w)
 
     r = sub.add_parser(
         "router", help="run the router in front of OpenAI-compatible Whisper servers"
@@ -170,7 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=env_str("ASRPOOL_NAMESPACE"),
         help="namespace to watch with --kubernetes (default: the pod's own)",
     )
+    # Here, not in add_router_options: `asrpool local` takes it once, for workers and router.
+    r.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=env_float("ASRPOOL_MAX_UPLOAD_MB", 25.0),
+        help="largest upload accepted, 413 past it (default: 25, OpenAI's limit)",
+    )
     add_router_options(r)
+    add_server_options(r)
 
     loc = sub.add_parser("local", help="run N workers and a router on this machine")
     loc.add_argument("--workers", type=int, default=2)
@@ -178,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--port", type=int, default=8000)
     add_router_options(loc)
     add_worker_options(loc)
+    add_server_options(loc)
 
     t = sub.add_parser("transcribe", help="transcribe files through a router")
     t.add_argument("files", nargs="+")
@@ -273,6 +360,16 @@ def router_settings(args: argparse.Namespace, *, backends: list[str]) -> RouterS
         queue_timeout_s=args.queue_timeout,
         max_attempts=args.max_attempts,
         request_timeout_s=args.request_timeout,
+        eject_after=args.eject_after,
+        ejection_s=args.ejection_time,
+        max_ejection_percent=args.max_ejection_percent,
         attempt_timeout_base_s=args.attempt_timeout_base,
         health_interval_s=args.health_interval,
+        max_upload_mb=args.max_upload_mb,
+        max_spooled_mb=args.max_spooled_mb,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        max_sessions=args.max_sessions,
+        max_sessions_per_key=args.max_sessions_per_key,
+        session_idle_timeout_s=args.session_idle_timeout,
     )

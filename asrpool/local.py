@@ -42,6 +42,9 @@ _WORKER_FLAGS = {
     "memory_per_audio_second_mb": "--memory-per-audio-second-mb",
     "max_upload_mb": "--max-upload-mb",
     "drain_timeout": "--drain-timeout",
+    "oom_recovery_after": "--oom-recovery-after",
+    "header_timeout": "--header-timeout",
+    "body_timeout": "--body-timeout",
 }
 
 

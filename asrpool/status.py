@@ -33,7 +33,7 @@ def render_table(stats: dict[str, Any]) -> str:
                     f"{pod['budget']}/{pod['max_budget']}",
                     str(pod["in_flight"]),
                     str(pod["in_flight_audio_seconds"]),
-                    "yes" if pod["ejected"] else "no",
+                    _ejected(pod),
                 )
             )
         if not pool["pods"]:
@@ -44,9 +44,20 @@ def render_table(stats: dict[str, Any]) -> str:
     ]
     for pool in stats.get("pools", []):
         lines.append(
-            f"pool {pool['model']}: queue {pool['queue_depth']} {pool['queue_by_priority']}"
+            f"pool {pool['model']}: queue {pool['queue_depth']} {pool['queue_by_priority']}, "
+            f"{pool.get('ejections', 0)} ejections"
         )
     return "\n".join(lines)
+
+
+def _ejected(pod: dict[str, Any]) -> str:
+    """``no``, or why and for how much longer (older routers say only yes/no)."""
+    if not pod["ejected"]:
+        return "no"
+    reason = pod.get("ejection_reason") or ""
+    left = pod.get("ejected_for_s")
+    detail = ", ".join(x for x in (reason, f"{left:g}s left" if left else "probing") if x)
+    return f"yes ({detail})" if "ejection_reason" in pod else "yes"
 
 
 def print_status(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     MODEL_NOT_FOUND = "model_not_found"
     NOT_FOUND = "not_found"
     INTERNAL_ERROR = "internal_error"
+    REQUEST_TIMEOUT = "request_timeout"
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,14 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         "The server failed unexpectedly. Try again; if it keeps failing, tell the operator.",
         "服务器内部错误，请重试；如持续失败，请联系管理员。",
         transient=True,
+    ),
+    # The client's own connection was too slow: another pod would not help, so not transient.
+    ErrorCode.REQUEST_TIMEOUT: ErrorSpec(
+        408,
+        _INVALID,
+        "The upload arrived too slowly and was stopped. Check the connection and send it again.",
+        "上传数据到达过慢，已被中止。请检查网络连接后重新发送。",
+        transient=False,
     ),
 }
 

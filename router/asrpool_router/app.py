@@ -32,7 +32,9 @@ from .kube_discovery import KubeDiscovery
 from .logic.audio_estimate import estimate_audio_seconds
 from .logic.pool import PoolPolicy
 from .logic.request import Priority
+from .logic.session_slots import SessionSlots
 from .logic.stats import merge
+from .logic.upload_budget import SpoolBudget
 from .metrics import RouterMetrics
 from .pools import PoolRegistry
 from .realtime import RealtimeSession, SessionLimits
@@ -52,7 +54,12 @@ def policy_from(settings: RouterSettings) -> PoolPolicy:
         per_pod=settings.per_pod,
         max_queue=settings.max_queue,
         queue_timeout_s=settings.queue_timeout_s,
+        request_timeout_s=settings.request_timeout_s,
         max_attempts=settings.max_attempts,
+        breaker_failures=settings.eject_after,
+        breaker_cooldown_s=settings.ejection_s,
+        breaker_max_cooldown_s=max(120.0, settings.ejection_s),
+        max_ejection_percent=settings.max_ejection_percent,
     )
 
 
@@ -64,8 +71,12 @@ class RouterState:
         self.pools = PoolRegistry(lambda model: policy_from(settings), self.metrics, self.rng)
         self.metrics.watch_pools(lambda: [r.pool.snapshot() for r in self.pools.runners()])
         # Pods get many concurrent requests; keep connections to them alive and reused.
+        # Idle connections are dropped before the 5 s keep-alive of uvicorn-based servers
+        # (ours sets more): reusing one the server is closing fails the attempt.
         self.client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64)
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=64, keepalive_expiry=4.0
+            )
         )
         self.discovery: StaticDiscovery | KubeDiscovery
         if settings.kubernetes:
@@ -78,7 +89,9 @@ class RouterState:
                 settings.backends, self.pools, self.client, settings.health_interval_s
             )
         self.timeouts = Timeouts(settings.attempt_timeout_base_s, settings.request_timeout_s)
-        self.session_limits = SessionLimits()
+        self.session_limits = SessionLimits(idle_timeout_s=settings.session_idle_timeout_s)
+        self.sessions = SessionSlots(settings.max_sessions, settings.max_sessions_per_key)
+        self.spool = SpoolBudget(int(settings.max_spooled_mb * 2**20))
 
 
 def create_app(settings: RouterSettings, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -176,12 +189,13 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
             job.upload.fields.append(("model", runner.model))
             ok = False
             try:
-                answer = await forward(runner, job, state.client, state.timeouts, state.rng)
+                answer = await forward(runner, job, state.client, state.timeouts)
                 ok = True
             finally:
                 runner.stats.finished(ok=ok)
         finally:
             job.upload.file.close()  # the spooled copy of the upload
+            request.state.upload_hold.release()  # …and its bytes leave the spool budget
         return Response(answer.content, status_code=answer.status, media_type=answer.content_type)
     except AsrpoolError as exc:
         code = exc.code.value
@@ -191,10 +205,21 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
 
 
 async def _read_job(request: Request, state: RouterState, path: str) -> tuple[Job, str | None]:
-    form, upload = await read_audio_form(request, int(state.settings.max_upload_mb * 2**20))
-    size = upload.size if upload.size is not None else 0
-    head = await upload.read(4096)
-    await upload.seek(0)
+    # The upload's bytes count against the spool budget until _relay closes the upload.
+    hold = request.state.upload_hold = state.spool.hold()
+    try:
+        form, upload = await read_audio_form(request, state.settings.max_upload_bytes, hold=hold)
+    except BaseException:
+        hold.release()
+        raise
+    try:
+        size = upload.size if upload.size is not None else 0
+        head = await upload.read(4096)
+        await upload.seek(0)
+    except BaseException:
+        await form.close()
+        hold.release()
+        raise
     fields = [(k, str(v)) for k, v in form.multi_items() if k != "file"]
     priority = _PRIORITIES.get(
         request.headers.get(_PRIORITY_HEADER, "").lower(), Priority.INTERACTIVE
@@ -210,6 +235,7 @@ async def _read_job(request: Request, state: RouterState, path: str) -> tuple[Jo
         ),
         audio_seconds=estimate_audio_seconds(head, size),
         priority=priority,
+        response_format=next((v for k, v in fields if k == "response_format"), "") or "json",
     )
     model = next((v for k, v in fields if k == "model"), None)
     return job, model

@@ -12,21 +12,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
-from asrpool.wire import AsrpoolError, ErrorCode, parse_error
+from asrpool.wire import ERRORS, AsrpoolError, ErrorCode, parse_error
 
 from .logic.audio_estimate import attempt_timeout_s
 from .logic.chunking import ChunkingPolicy
 from .logic.errors import Outcome, OutcomeKind, classify
-from .logic.pool import Granted, Pool, Queued, Rejected, Slot
+from .logic.pool import Again, GiveUp, GiveUpReason, Granted, Pool, Queued, Rejected, Slot
 from .logic.request import Priority
-from .logic.retry import Backoff, GiveUp, RetryNow
 from .logic.stats import RequestStats
 from .metrics import RouterMetrics
 from .transport import Answer, BufferedUpload, send
@@ -45,7 +43,7 @@ class PoolRunner:
         self.stats = RequestStats()
         # Live sessions' chunking for this pool (ASRPool spec.realtime); None: the defaults.
         self.chunking: ChunkingPolicy | None = None
-        self._clock = clock
+        self.clock = clock
         self._waiters: dict[int, asyncio.Future[Slot]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
@@ -55,39 +53,58 @@ class PoolRunner:
 
     # --- slots ----------------------------------------------------------------------
 
-    async def acquire(
-        self, audio_seconds: float, priority: Priority, exclude: frozenset[str]
-    ) -> Slot:
-        queued_at = self._clock()
-        answer = self.pool.submit(
-            audio_seconds=audio_seconds, priority=priority, now=queued_at, exclude=exclude
-        )
+    async def acquire(self, audio_seconds: float, priority: Priority) -> Slot:
+        """A slot for a new request: at once, after waiting, or ``AsrpoolError``."""
+        queued_at = self.clock()
+        answer = self.pool.submit(audio_seconds=audio_seconds, priority=priority, now=queued_at)
         if isinstance(answer, Granted):
             self.metrics.queue_wait.labels(self.model).observe(0.0)
             return answer.slot
         if isinstance(answer, Rejected):
             raise AsrpoolError(answer.code, retry_after_s=answer.retry_after_s)
         assert isinstance(answer, Queued)
-        future: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
-        self._waiters[answer.ticket] = future
+        future = self._wait_for(answer.ticket)
         self._arm_timer()
-        try:
-            slot = await future
-        except asyncio.CancelledError:
-            self._waiters.pop(answer.ticket, None)
-            self._deliver(self.pool.cancel(answer.ticket))
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self.release(future.result(), OutcomeKind.CANCELLED)  # granted as we left
-            raise
-        self.metrics.queue_wait.labels(self.model).observe(self._clock() - queued_at)
+        slot = await self._granted(answer.ticket, future)
+        self.metrics.queue_wait.labels(self.model).observe(self.clock() - queued_at)
         return slot
 
+    async def retry(self, slot: Slot, outcome: Outcome) -> Slot | GiveUp:
+        """After a failed attempt: the request's next slot, or why it gives up."""
+        verdict, grants = self.pool.retry(slot, outcome, self.clock())
+        if isinstance(verdict, GiveUp):
+            self._deliver(grants)
+            return verdict
+        assert isinstance(verdict, Again)
+        how = "failover" if verdict.failed_over else "requeue"
+        self.metrics.retries.labels(self.model, outcome.kind.value, how).inc()
+        self.stats.retried(outcome.kind.value)
+        # Registered before the grants go out: the request's own grant may be among them.
+        future = self._wait_for(verdict.ticket)
+        self._deliver(grants)
+        return await self._granted(verdict.ticket, future)
+
     def release(self, slot: Slot, outcome: Outcome | OutcomeKind) -> None:
-        self._deliver(self.pool.release(slot, outcome, self._clock()))
+        self._deliver(self.pool.release(slot, outcome, self.clock()))
 
     def pods_changed(self, grants: list[Granted]) -> None:
         """Discovery changed the pods; hand any new room to waiters."""
         self._deliver(grants)
+
+    def _wait_for(self, ticket: int) -> asyncio.Future[Slot]:
+        future: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
+        self._waiters[ticket] = future
+        return future
+
+    async def _granted(self, ticket: int, future: asyncio.Future[Slot]) -> Slot:
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._waiters.pop(ticket, None)
+            self._deliver(self.pool.cancel(ticket))
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.release(future.result(), OutcomeKind.CANCELLED)  # granted as we left
+            raise
 
     def _deliver(self, grants: list[Granted]) -> None:
         for grant in grants:
@@ -107,33 +124,30 @@ class PoolRunner:
         if wake is None:
             return
         loop = asyncio.get_running_loop()
-        delay = max(0.0, wake - self._clock())
+        delay = max(0.0, wake - self.clock())
         self._timer = loop.call_later(delay + 0.001, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        now = self._clock()
-        expired = self.pool.expire(now)
-        if expired:
-            # Waiting while no pod could serve at all is an outage, not a busy pool: say so.
-            no_pods = self.pool.snapshot(now)["capacity"] == 0
-            code = ErrorCode.SERVICE_UNAVAILABLE if no_pods else ErrorCode.QUEUE_TIMEOUT
-        for ticket in expired:
-            future = self._waiters.pop(ticket, None)
+        now = self.clock()
+        for expired in self.pool.expire(now):
+            future = self._waiters.pop(expired.ticket, None)
             if future is not None and not future.done():
-                future.set_exception(AsrpoolError(code))
+                future.set_exception(AsrpoolError(expired.code))
         self._deliver(self.pool.poll(now))
 
     # --- visibility -----------------------------------------------------------------
 
     def snapshot(self) -> dict[str, object]:
-        snap = self.pool.snapshot(self._clock())
+        snap = self.pool.snapshot(self.clock())
         max_concurrent = sum(int(p["budget"]) for p in snap["pods"] if p["accepting"])
         return {
             **self.stats.view(max_concurrent=max_concurrent, active_tasks=snap["in_flight"]),
             "model": self.model,
             "queue_depth": snap["queue_depth"],
             "queue_by_priority": snap["queue_by_priority"],
+            "ejections": sum(p["ejections"] for p in snap["pods"]),
+            "gave_up": snap["totals"]["gave_up"],
             "pods": [
                 {
                     "id": p["id"],
@@ -144,6 +158,10 @@ class PoolRunner:
                     "in_flight": p["in_flight"],
                     "in_flight_audio_seconds": round(p["in_flight_audio_seconds"], 1),
                     "ejected": p["ejected"],
+                    "ejection_reason": p["ejection_reason"],
+                    "ejected_for_s": round(p["ejected_for_s"], 1),
+                    "ejections": p["ejections"],
+                    "consecutive_failures": p["consecutive_failures"],
                     "terminating": p["terminating"],
                 }
                 for p in snap["pods"]
@@ -159,7 +177,8 @@ class Job:
     upload: BufferedUpload
     audio_seconds: float
     priority: Priority = Priority.INTERACTIVE
-    tried: set[str] = field(default_factory=set)
+    # What the client asked for: a pod's 2xx answer must be a transcription in it.
+    response_format: str = "json"
 
 
 @dataclass(frozen=True)
@@ -169,67 +188,82 @@ class Timeouts:
 
 
 async def forward(
-    runner: PoolRunner,
-    job: Job,
-    client: httpx.AsyncClient,
-    timeouts: Timeouts,
-    rng: random.Random,
+    runner: PoolRunner, job: Job, client: httpx.AsyncClient, timeouts: Timeouts
 ) -> Answer:
-    """The pod's successful answer, or ``AsrpoolError`` with the code the user should see."""
-    pool = runner.pool
-    attempt = 0
-    started = time.monotonic()
+    """The pod's successful answer, or ``AsrpoolError`` with the code the user should see.
+
+    The slot held is released exactly once on every path: by ``release`` after a success,
+    by ``retry`` after a failure, as cancelled when the client goes away mid-attempt.
+    """
+    started = runner.clock()
+    slot = await runner.acquire(job.audio_seconds, job.priority)
     while True:
-        attempt += 1
-        slot = await runner.acquire(job.audio_seconds, job.priority, frozenset(job.tried))
-        outcome = Outcome.of(OutcomeKind.CANCELLED)
         try:
-            timeout = attempt_timeout_s(
-                job.audio_seconds, base_s=timeouts.attempt_base_s, cap_s=timeouts.attempt_cap_s
+            # Never past the request's deadline, however long the audio.
+            timeout = min(
+                attempt_timeout_s(
+                    job.audio_seconds, base_s=timeouts.attempt_base_s, cap_s=timeouts.attempt_cap_s
+                ),
+                max(1.0, slot.deadline - runner.clock()),
             )
             answer = await send(client, slot.url, job.path, job.upload, timeout)
-            outcome = classify(answer.result)
-        finally:
-            runner.release(slot, outcome)
+            outcome = classify(answer.result, job.response_format)
+        except BaseException:
+            runner.release(slot, OutcomeKind.CANCELLED)
+            raise
         if outcome.kind is OutcomeKind.OK:
-            runner.metrics.latency.labels(runner.model).observe(time.monotonic() - started)
+            runner.release(slot, outcome)
+            runner.metrics.latency.labels(runner.model).observe(runner.clock() - started)
             return answer
         runner.stats.attempt_failed(outcome.kind.value)
         if outcome.kind is OutcomeKind.OOM:
             runner.metrics.oom.labels(runner.model, slot.pod_id).inc()
-        job.tried.add(slot.pod_id)
-        decision = pool.retry_decision(
-            outcome,
-            attempt=attempt,
-            pod_id=slot.pod_id,
-            tried=frozenset(job.tried),
-            now=time.monotonic(),
+        log.info(
+            "attempt %d of a request to %s failed on %s: %s",
+            slot.attempt,
+            runner.model,
+            slot.pod_id,
+            outcome.kind.value,
         )
-        if isinstance(decision, GiveUp):
-            log.info(
-                "giving up after %d attempt(s) on %s: %s", attempt, runner.model, decision.code
-            )
-            raise _final_error(decision.code, outcome, answer)
-        runner.stats.retried(outcome.kind.value)
-        if isinstance(decision, RetryNow):
-            runner.metrics.retries.labels(runner.model, outcome.kind.value, "failover").inc()
-            continue
-        assert isinstance(decision, Backoff)
-        runner.metrics.retries.labels(runner.model, outcome.kind.value, "backoff").inc()
-        # Every pod was tried or is full: after the pause any pod may be tried again.
-        job.tried.clear()
-        await asyncio.sleep(decision.seconds)
+        next_slot = await runner.retry(slot, outcome)
+        if isinstance(next_slot, GiveUp):
+            if next_slot.reason is not GiveUpReason.PERMANENT:
+                log.warning(
+                    "giving up on a request to %s after %d attempt(s) on %d pod(s): %s (%s)",
+                    runner.model,
+                    next_slot.attempts,
+                    next_slot.pods_failed,
+                    next_slot.reason.value,
+                    next_slot.code.value,
+                )
+            raise _final_error(next_slot, outcome, answer)
+        slot = next_slot
 
 
-def _final_error(code: ErrorCode, outcome: Outcome, answer: Answer) -> AsrpoolError:
-    if outcome.kind is OutcomeKind.PERMANENT and answer.content:
-        # Our worker's words for bad input name the problem and the parameter: relay them.
-        try:
-            body = json.loads(answer.content)
-        except ValueError:
-            body = None
-        parsed_code, message = parse_error(body)
-        if parsed_code is code and message:
-            param = body["error"].get("param") if isinstance(body, dict) else None
-            return AsrpoolError(code, message, param=param if isinstance(param, str) else None)
-    return AsrpoolError(code)
+def _final_error(decision: GiveUp, outcome: Outcome, answer: Answer) -> AsrpoolError:
+    code = decision.code
+    if decision.reason is GiveUpReason.PERMANENT:
+        if answer.content:
+            # Our worker's words for bad input name the problem and the parameter: relay them.
+            try:
+                body = json.loads(answer.content)
+            except ValueError:
+                body = None
+            parsed_code, message = parse_error(body)
+            if parsed_code is code and message:
+                param = body["error"].get("param") if isinstance(body, dict) else None
+                return AsrpoolError(code, message, param=param if isinstance(param, str) else None)
+        return AsrpoolError(code)
+    tried = f"{decision.attempts} attempt(s) on {decision.pods_failed} server(s)"
+    if decision.reason is GiveUpReason.DEADLINE:
+        return AsrpoolError(
+            ErrorCode.TIMEOUT,
+            "The request could not be answered within its deadline (the queue timeout plus "
+            f"the request timeout): {tried} failed, the last with {code.value}. "
+            "Try again later, or send shorter audio.",
+        )
+    if decision.reason is GiveUpReason.ATTEMPTS:
+        return AsrpoolError(
+            code, f"{ERRORS[code].en} Gave up after {tried}, the most this pool allows."
+        )
+    return AsrpoolError(code, f"{ERRORS[code].en} Every server of the pool failed it ({tried}).")

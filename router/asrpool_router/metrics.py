@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 
@@ -59,7 +59,7 @@ class _PoolCollector(Collector):
     def __init__(self, snapshots: Callable[[], Iterable[dict[str, Any]]]) -> None:
         self._snapshots = snapshots
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         depth = GaugeMetricFamily(
             "asrpool_router_queue_depth", "Requests waiting.", labels=["pool"]
         )
@@ -75,8 +75,18 @@ class _PoolCollector(Collector):
         )
         ejected = GaugeMetricFamily(
             "asrpool_router_pod_ejected",
-            "1 while a pod is ejected by its circuit breaker.",
+            "1 while a pod is out of rotation by outlier ejection.",
             labels=["pool", "pod"],
+        )
+        ejections = CounterMetricFamily(
+            "asrpool_router_ejections",
+            "Pods taken out of rotation, by the fault that did it.",
+            labels=["pool", "reason"],
+        )
+        gave_up = CounterMetricFamily(
+            "asrpool_router_gave_up",
+            "Requests that failed after attempts, by why no retry followed.",
+            labels=["pool", "reason"],
         )
         for snap in self._snapshots():
             depth.add_metric([snap["model"]], snap["queue_depth"])
@@ -84,7 +94,13 @@ class _PoolCollector(Collector):
                 budget.add_metric([snap["model"], pod["id"]], pod["budget"])
                 in_flight.add_metric([snap["model"], pod["id"]], pod["in_flight"])
                 ejected.add_metric([snap["model"], pod["id"]], 1.0 if pod["ejected"] else 0.0)
+            for reason, n in snap["totals"]["ejections"].items():
+                ejections.add_metric([snap["model"], reason], n)
+            for reason, n in snap["totals"]["gave_up"].items():
+                gave_up.add_metric([snap["model"], reason], n)
         yield depth
         yield budget
         yield in_flight
         yield ejected
+        yield ejections
+        yield gave_up

@@ -11,6 +11,11 @@ wording and casing stay consistent across cuts.
 
 Every task a session starts is cancelled when the socket goes away, and
 ``forward`` releases the slot of a cancelled attempt: a disconnect frees all.
+
+Sessions are capped in total and per API key (``logic.session_slots``): past a cap the
+client gets an ``error`` event and close code 1013 (try again later). A session whose
+client sends nothing for ``idle_timeout_s`` (and waits for no result of ours) is told so
+and closed with 1000. The session's slot comes back in a ``finally``, however it ends.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import WebSocket
+from starlette.types import Message
 from starlette.websockets import WebSocketState
 
 from asrpool.wire import AsrpoolError, ErrorCode
@@ -62,6 +68,8 @@ class SessionLimits:
     max_pending_finals: int = 8
     # Recent final text passed as the next piece's prompt (Whisper reads ~224 tokens).
     prompt_chars: int = 400
+    # No client message for this long (and no result pending) ends the session; 0: never.
+    idle_timeout_s: float = 120.0
 
 
 def offered_key(websocket: WebSocket) -> str | None:
@@ -108,6 +116,7 @@ class RealtimeSession:
         self._context = ""  # recent final text, the next piece's prompt
         self._started = time.monotonic()
         self._audio_s = 0.0
+        self._final_running = False
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -137,17 +146,30 @@ class RealtimeSession:
             )
             await self.ws.close(code=1008)
             return
-        self._spawn(self._final_worker())
-        await self._send(proto.session_event("transcription_session.created", self.config, self.id))
+        # Counted per key only when keys are checked: with auth off every client is "no key".
+        key = offered_key(self.ws) if auth.enabled else None
+        refused = self.state.sessions.open(key)
+        if refused is not None:
+            log.info("realtime session refused: %s cap of %d reached", refused.cap, refused.allowed)
+            await self._send(proto.session_limit_error(refused.cap, refused.allowed))
+            await self.ws.close(code=proto.CLOSE_TRY_AGAIN_LATER)
+            return
         try:
-            await self._receive_loop()
+            self._spawn(self._final_worker())
+            await self._send(
+                proto.session_event("transcription_session.created", self.config, self.id)
+            )
+            try:
+                await self._receive_loop()
+            finally:
+                await self._shutdown()
         finally:
-            await self._shutdown()
+            self.state.sessions.close(key)
 
     async def _receive_loop(self) -> None:
         while True:
-            message = await self.ws.receive()
-            if message["type"] == "websocket.disconnect":
+            message = await self._next_message()
+            if message is None or message["type"] == "websocket.disconnect":
                 return
             payload = message.get("text")
             if payload is None:
@@ -161,6 +183,25 @@ class RealtimeSession:
                 )
             except AsrpoolError as err:  # e.g. an unknown model in a session update
                 await self._send(proto.error_event(err.code.value, str(err), param=err.param))
+
+    async def _next_message(self) -> Message | None:
+        """The client's next message; None once an idle session was told so and closed."""
+        idle_s = self.limits.idle_timeout_s or None
+        while True:
+            try:
+                async with asyncio.timeout(idle_s):
+                    return await self.ws.receive()
+            except TimeoutError:
+                if self._waiting_for_us():
+                    continue  # the client waits for our results: that is not idle
+                await self._send(proto.idle_timeout_error(self.limits.idle_timeout_s))
+                with contextlib.suppress(Exception):  # it may have gone meanwhile
+                    await self.ws.close(code=1000)
+                return None
+
+    def _waiting_for_us(self) -> bool:
+        partial_running = self._partial is not None and not self._partial.done()
+        return self._final_running or self._finals.qsize() > 0 or partial_running
 
     async def _shutdown(self) -> None:
         for task in self._tasks:
@@ -278,12 +319,15 @@ class RealtimeSession:
             if event is None:
                 return
             item_id = _item_id(self.id, event.item)
+            self._final_running = True
             try:
                 text = await self._transcribe(event.audio)
             except AsrpoolError as err:
                 self._completed.add(event.item)
                 await self._send(proto.failed(item_id, err.code.value, str(err)))
                 continue
+            finally:
+                self._final_running = False
             self._completed.add(event.item)
             self._shown.pop(event.item, None)
             if text:
@@ -307,7 +351,7 @@ class RealtimeSession:
             audio_seconds=samples.size / 16_000,
             priority=Priority.REALTIME,
         )
-        answer = await forward(runner, job, self.state.client, self.state.timeouts, self.state.rng)
+        answer = await forward(runner, job, self.state.client, self.state.timeouts)
         try:
             return str(json.loads(answer.content)["text"]).strip()
         except (ValueError, KeyError, TypeError) as exc:

@@ -19,11 +19,27 @@ class RouterSettings:
     per_pod: int = 2
     max_queue: int = 64
     queue_timeout_s: float = 120.0
-    max_attempts: int = 4
+    max_attempts: int = 0  # a cap on attempts per request; 0: none (see logic/retry.py)
     request_timeout_s: float = 300.0  # cap on one attempt, however long the audio
+    # Outlier ejection (logic/breaker.py): faults in a row, first cool-down, most out at once.
+    eject_after: int = 3
+    ejection_s: float = 5.0
+    max_ejection_percent: float = 50.0
     attempt_timeout_base_s: float = 30.0  # every attempt gets at least this long
     health_interval_s: float = 2.0
     max_upload_mb: float = 25.0
+    # All uploads held at once (memory + spool files, while queued and across retries);
+    # past it uploads get 429 queue_full. 0: no cap.
+    max_spooled_mb: float = 4096.0
+    header_timeout_s: float = 10.0  # slow clients: see asrpool.http_server
+    body_timeout_s: float = 30.0
+    max_sessions: int = 256  # live (realtime) sessions open at once, in total
+    max_sessions_per_key: int = 16  # … and per API key
+    session_idle_timeout_s: float = 120.0  # a session with no client message this long ends
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
 
 
 def load_api_keys(keys_file: str | None) -> tuple[str, ...]:

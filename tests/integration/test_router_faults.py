@@ -24,34 +24,10 @@ from tests.support.procs import (
     router,
     workers,
 )
+from tests.support.router_checks import assert_no_slots_held, stats, transcribe
 from tests.support.speech import word_error_rate
 
 pytestmark = pytest.mark.slow
-
-
-def transcribe(url: str, path: Path, timeout: float = 180, **headers: str) -> httpx.Response:
-    return httpx.post(
-        f"{url}/v1/audio/transcriptions",
-        files={"file": (path.name, path.read_bytes())},
-        headers=headers,
-        timeout=timeout,
-    )
-
-
-def stats(url: str) -> dict[str, Any]:
-    return httpx.get(f"{url}/stats", timeout=10).json()
-
-
-def assert_no_slots_held(url: str, within_s: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + within_s
-    while True:
-        s = stats(url)
-        held = s["active_tasks"], s["queue_depth"], [p["in_flight"] for p in s["pools"][0]["pods"]]
-        if held[0] == 0 and held[1] == 0 and not any(held[2]):
-            return s
-        if time.monotonic() > deadline:
-            pytest.fail(f"slots still held (active, queued, per pod): {held}")
-        time.sleep(0.1)
 
 
 def in_flight_on(worker: ServerProcess) -> float:

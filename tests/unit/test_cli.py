@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asrpool.cli import build_parser, router_settings
+from asrpool.cli import build_parser, router_settings, worker_settings
 
 
 def router_args(*argv: str):  # type: ignore[no-untyped-def]
@@ -20,7 +20,8 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch):
     ):
         monkeypatch.delenv(name, raising=False)
     settings = router_settings(router_args(), backends=["http://w:9000"])
-    assert (settings.per_pod, settings.max_attempts, settings.auth) == (2, 4, False)
+    # No cap on attempts: a request is bounded by its deadline and by the pods it has tried.
+    assert (settings.per_pod, settings.max_attempts, settings.auth) == (2, 0, False)
 
 
 def test_the_seeds_settings_are_honoured(monkeypatch: pytest.MonkeyPatch):
@@ -55,3 +56,15 @@ def test_api_keys_come_from_the_variable_and_a_keys_file(monkeypatch, tmp_path):
     )
     settings = router_settings(args, backends=["http://w:9000"])
     assert settings.auth and settings.api_keys == ("k-env-1", "k-env-2", "k-file-1", "k-file-2")
+
+
+def test_oom_recovery_after_defaults_to_3_and_reads_its_variable(monkeypatch: pytest.MonkeyPatch):
+    def worker(*argv: str) -> int:
+        args = build_parser().parse_args(["worker", *argv])
+        return worker_settings(args, host="127.0.0.1", port=9000).oom_recovery_after
+
+    monkeypatch.delenv("ASRPOOL_OOM_RECOVERY_AFTER", raising=False)
+    assert worker() == 3
+    monkeypatch.setenv("ASRPOOL_OOM_RECOVERY_AFTER", "0")
+    assert worker() == 0
+    assert worker("--oom-recovery-after", "5") == 5

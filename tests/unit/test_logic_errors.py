@@ -7,7 +7,14 @@ import json
 import pytest
 
 from asrpool.wire import ERROR_CODE_HEADER, ErrorCode, error_body
-from asrpool_router.logic.errors import AttemptResult, Outcome, OutcomeKind, classify
+from asrpool_router.logic.errors import (
+    AttemptResult,
+    Outcome,
+    OutcomeKind,
+    PodVerdict,
+    classify,
+    pod_verdict,
+)
 
 XINFERENCE_OOM = json.dumps(
     {
@@ -118,23 +125,62 @@ CASES = [
     (
         "service_unavailable_header",
         AttemptResult(status=503, error_code_header="service_unavailable"),
-        OutcomeKind.OVERLOADED,
+        OutcomeKind.UNAVAILABLE,
         ErrorCode.SERVICE_UNAVAILABLE,
     ),
     (
         "worker_queue_full",
         AttemptResult(status=429, body_text=_body(ErrorCode.QUEUE_FULL)),
-        OutcomeKind.OVERLOADED,
+        OutcomeKind.BUSY,
         ErrorCode.SERVICE_UNAVAILABLE,
     ),
     (
         "worker_queue_timeout",
         AttemptResult(status=503, error_code_header="queue_timeout"),
-        OutcomeKind.OVERLOADED,
+        OutcomeKind.BUSY,
         ErrorCode.SERVICE_UNAVAILABLE,
     ),
-    ("plain_503", AttemptResult(status=503), OutcomeKind.OVERLOADED, ErrorCode.SERVICE_UNAVAILABLE),
-    ("plain_429", AttemptResult(status=429), OutcomeKind.OVERLOADED, ErrorCode.SERVICE_UNAVAILABLE),
+    (
+        "plain_503",
+        AttemptResult(status=503),
+        OutcomeKind.UNAVAILABLE,
+        ErrorCode.SERVICE_UNAVAILABLE,
+    ),
+    ("plain_429", AttemptResult(status=429), OutcomeKind.BUSY, ErrorCode.SERVICE_UNAVAILABLE),
+    (
+        "envoy_503_text_plain",
+        AttemptResult(status=503, body_text="no healthy upstream"),
+        OutcomeKind.UNAVAILABLE,
+        ErrorCode.SERVICE_UNAVAILABLE,
+    ),
+    (
+        "envoy_502_reset_before_headers",
+        AttemptResult(
+            status=502,
+            body_text="upstream connect error or disconnect/reset before headers. "
+            "reset reason: connection termination",
+        ),
+        OutcomeKind.UNREACHABLE,
+        ErrorCode.SERVICE_UNAVAILABLE,
+    ),
+    (
+        "nginx_500_html_page",
+        AttemptResult(status=500, body_text="<html><body><h1>500 Internal Server Error</h1>"),
+        OutcomeKind.SERVER_ERROR,
+        ErrorCode.INTERNAL_ERROR,
+    ),
+    (
+        "trickling_answer_past_the_deadline",
+        AttemptResult(transport_error="deadline_timeout"),
+        OutcomeKind.TIMEOUT,
+        ErrorCode.TIMEOUT,
+    ),
+    (
+        "answer_too_large",
+        AttemptResult(transport_error="answer_too_large"),
+        OutcomeKind.BAD_ANSWER,
+        ErrorCode.INTERNAL_ERROR,
+    ),
     (
         "model_load_failed_header",
         AttemptResult(status=503, error_code_header="model_load_failed"),
@@ -182,7 +228,7 @@ CASES = [
     (
         "unknown_header_code_falls_back_to_status",
         AttemptResult(status=503, error_code_header="teapot"),
-        OutcomeKind.OVERLOADED,
+        OutcomeKind.UNAVAILABLE,
         ErrorCode.SERVICE_UNAVAILABLE,
     ),
     (
@@ -274,7 +320,9 @@ def test_header_code_is_case_insensitive() -> None:
         (OutcomeKind.OOM, True),
         (OutcomeKind.UNREACHABLE, True),
         (OutcomeKind.TIMEOUT, True),
-        (OutcomeKind.OVERLOADED, True),
+        (OutcomeKind.BUSY, True),
+        (OutcomeKind.UNAVAILABLE, True),
+        (OutcomeKind.BAD_ANSWER, True),
         (OutcomeKind.MODEL_LOAD_FAILED, True),
         (OutcomeKind.SERVER_ERROR, True),
     ],
@@ -288,3 +336,71 @@ def test_every_wire_code_sent_by_a_worker_classifies_without_error() -> None:
         outcome = classify(AttemptResult(status=500, error_code_header=code.value))
         assert outcome.kind not in (OutcomeKind.OK, OutcomeKind.CANCELLED)
         assert outcome.code is not None
+
+
+# --- 2xx answers against the requested format (logic/answers.py) -----------------------
+
+TRANSCRIPT = b'{"text": "hello"}'
+ANSWERS = [
+    # (name, response_format, content type, body, is a transcription)
+    ("json", "json", "application/json", TRANSCRIPT, True),
+    ("json_of_silence", "json", "application/json", b'{"text": ""}', True),
+    ("verbose_json", "verbose_json", "application/json", b'{"text": "a", "segments": []}', True),
+    ("json_without_content_type", "json", "", TRANSCRIPT, True),
+    ("html_login_page", "json", "text/html; charset=utf-8", b"<html><body>Sign in", False),
+    ("html_labelled_as_json", "json", "application/json", b"<!DOCTYPE html><html>", False),
+    ("html_for_text", "text", "text/html", b"<html>", False),
+    ("empty_json", "json", "application/json", b"", False),
+    ("truncated_json", "json", "application/json", b'{"text": "hel', False),
+    ("not_json", "json", "application/json", b"{'text': 'hello'}", False),
+    ("json_list", "json", "application/json", b'["hello"]', False),
+    ("json_without_text", "json", "application/json", b'{"result": "hello"}', False),
+    ("text_not_a_string", "json", "application/json", b'{"text": 5}', False),
+    ("error_object_with_200", "json", "application/json", b'{"error": {"message": "x"}}', False),
+    ("error_object_for_text", "text", "application/json", b'{"error": "quota"}', False),
+    ("plain_text", "text", "text/plain; charset=utf-8", b"hello\n", True),
+    ("text_of_silence", "text", "text/plain", b"", True),
+    ("not_utf8", "text", "text/plain", b"\xff\xfe\x00h", False),
+    ("srt", "srt", "application/x-subrip", b"1\n00:00:00,000 --> 00:00:01,000\nhi\n", True),
+    ("srt_of_silence", "srt", "application/x-subrip", b"", True),
+    ("srt_that_is_not", "srt", "application/x-subrip", b"hello there", False),
+    ("vtt", "vtt", "text/vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n", True),
+    ("vtt_with_bom", "vtt", "text/vtt", "\ufeffWEBVTT\n".encode(), True),
+    ("vtt_without_header", "vtt", "text/vtt", b"00:00.000 --> 00:01.000\nhi", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("response_format", "content_type", "body", "valid"),
+    [a[1:] for a in ANSWERS],
+    ids=[a[0] for a in ANSWERS],
+)
+def test_a_2xx_must_be_a_transcription_in_the_requested_format(
+    response_format: str, content_type: str, body: bytes, valid: bool
+) -> None:
+    result = AttemptResult(status=200, content_type=content_type, body=body)
+    kind = classify(result, response_format).kind
+    assert kind is (OutcomeKind.OK if valid else OutcomeKind.BAD_ANSWER)
+    # Without a format to check against, any 2xx is taken as a transcript.
+    assert classify(result).kind is OutcomeKind.OK
+
+
+def test_capacity_refusals_say_nothing_about_the_pod_until_the_budget_is_at_its_floor() -> None:
+    oom = Outcome.of(OutcomeKind.OOM)
+    assert pod_verdict(oom, budget_at_floor=False) is PodVerdict.NEUTRAL
+    assert pod_verdict(oom, budget_at_floor=True) is PodVerdict.FAULT
+    assert pod_verdict(Outcome.of(OutcomeKind.BUSY), budget_at_floor=False) is PodVerdict.NEUTRAL
+    for kind in (OutcomeKind.OK, OutcomeKind.PERMANENT):
+        assert pod_verdict(Outcome.of(kind), budget_at_floor=True) is PodVerdict.ALIVE
+    assert pod_verdict(Outcome.of(OutcomeKind.CANCELLED), budget_at_floor=True) is (
+        PodVerdict.NEUTRAL
+    )
+    for kind in (
+        OutcomeKind.UNREACHABLE,
+        OutcomeKind.TIMEOUT,
+        OutcomeKind.UNAVAILABLE,
+        OutcomeKind.MODEL_LOAD_FAILED,
+        OutcomeKind.BAD_ANSWER,
+        OutcomeKind.SERVER_ERROR,
+    ):
+        assert pod_verdict(Outcome.of(kind), budget_at_floor=False) is PodVerdict.FAULT

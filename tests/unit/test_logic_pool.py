@@ -11,6 +11,10 @@ from asrpool.wire import ErrorCode
 from asrpool_router.logic.errors import AttemptResult, Outcome, OutcomeKind, classify
 from asrpool_router.logic.pods import PodState
 from asrpool_router.logic.pool import (
+    Again,
+    Expired,
+    GiveUp,
+    GiveUpReason,
     Granted,
     Pool,
     PoolPolicy,
@@ -20,7 +24,6 @@ from asrpool_router.logic.pool import (
     Slot,
 )
 from asrpool_router.logic.request import Request
-from asrpool_router.logic.retry import Backoff, GiveUp, RetryNow
 from asrpool_router.logic.scheduler import Scheduler
 from asrpool_router.logic.scheduling import ScoredPod
 
@@ -179,7 +182,7 @@ def test_expire_reports_tickets_past_their_deadline_and_they_are_never_granted()
     # The slot comes back after the first ticket's deadline but before expire() ran.
     grants = h.pool.release(held, OutcomeKind.OK, 11.5)
     assert _tickets(grants) == [fresh]
-    assert h.pool.expire(11.5) == [late]
+    assert h.pool.expire(11.5) == [Expired(late, ErrorCode.QUEUE_TIMEOUT, attempts=0)]
     assert h.pool.queue_depth() == 0
     assert h.pool.next_deadline() is None
 
@@ -228,26 +231,72 @@ def test_terminating_pod_finishes_its_work_but_gets_no_new_work() -> None:
     assert h.pool.waiting() == [waiting]
 
 
-def test_oom_on_one_pod_fails_over_without_backoff() -> None:
-    h = PoolHarness(per_pod=2).with_pods("a", "b")
-    slot = h.grant(exclude=frozenset({"b"}))
+def test_oom_at_the_budget_floor_fails_over_at_once_to_a_pod_with_room() -> None:
+    h = PoolHarness(per_pod=1).with_pods("a")
+    slot = h.grant()
+    h.with_pods("b")
     outcome = classify(AttemptResult(status=503, error_code_header="gpu_oom"))
-    h.pool.release(slot, outcome, h.now)
-    decision = h.pool.retry_decision(outcome, attempt=1, pod_id="a")
-    assert decision == RetryNow(exclude="a")
-    retried = h.grant(exclude=frozenset({decision.exclude}))
-    assert retried.pod_id == "b"
+    verdict, grants = h.pool.retry(slot, outcome, h.now)
+    assert verdict == Again(slot.ticket, failed_over=True)
+    (grant,) = grants
+    assert (grant.slot.ticket, grant.slot.pod_id, grant.slot.attempt) == (slot.ticket, "b", 2)
 
 
-def test_oom_with_no_room_on_other_pods_backs_off() -> None:
+def test_oom_above_the_floor_cuts_the_budget_and_may_come_back_to_the_same_pod() -> None:
+    h = PoolHarness(per_pod=2).with_pods("a")
+    first, second = h.grant(), h.grant()
+    verdict, grants = h.pool.retry(first, Outcome.of(OutcomeKind.OOM), h.now)
+    assert verdict == Again(first.ticket, failed_over=False)
+    assert grants == []  # budget 2 → 1, and the other request still holds that one slot
+    assert h.pod("a")["budget"] == 1
+    (grant,) = h.pool.release(second, OutcomeKind.OK, h.now)
+    assert (grant.slot.ticket, grant.slot.pod_id) == (first.ticket, "a")
+
+
+def test_a_failed_request_waits_for_a_busy_healthy_pod_in_its_old_place() -> None:
+    h = PoolHarness(per_pod=1).with_pods("good")
+    busy = h.grant()
+    failing = h.with_pods("bad").grant()
+    later = h.queue(exclude=frozenset({"bad"}))
+    verdict, grants = h.pool.retry(failing, Outcome.of(OutcomeKind.SERVER_ERROR), h.now)
+    assert verdict == Again(failing.ticket, failed_over=True) and grants == []
+    assert h.pool.waiting() == [failing.ticket, later]  # it arrived first
+    (grant,) = h.pool.release(busy, OutcomeKind.OK, h.now)
+    assert (grant.slot.ticket, grant.slot.pod_id) == (failing.ticket, "good")
+    assert h.pool.submit(audio_seconds=1, priority=INTERACTIVE, now=h.now) == Granted(
+        Slot(later + 1, "bad", "http://bad:8000", 1, 1, h.now + 120 + 300)
+    )
+
+
+def test_a_request_every_pod_failed_gives_up_and_says_so() -> None:
     h = PoolHarness(per_pod=1).with_pods("a", "b")
-    slot = h.grant(exclude=frozenset({"b"}))
-    h.grant(exclude=frozenset({"a"}))
-    outcome = Outcome.of(OutcomeKind.OOM)
-    h.pool.release(slot, outcome, h.now)
-    decision = h.pool.retry_decision(outcome, attempt=1, pod_id="a")
-    assert isinstance(decision, Backoff)
-    assert 0.0 <= decision.seconds <= 0.2
+    slot = h.grant()
+    outcome = Outcome.of(OutcomeKind.UNREACHABLE)
+    verdict, grants = h.pool.retry(slot, outcome, h.now)
+    assert isinstance(verdict, Again)
+    (retry,) = grants
+    verdict, grants = h.pool.retry(retry.slot, outcome, h.now)
+    assert verdict == GiveUp(ErrorCode.SERVICE_UNAVAILABLE, GiveUpReason.EVERY_POD_FAILED, 2, 2)
+    assert grants == [] and h.pool.in_flight() == 0 and h.pool.open_requests() == 0
+
+
+def test_a_request_past_its_deadline_gives_up() -> None:
+    h = PoolHarness(per_pod=1, queue_timeout_s=10.0, request_timeout_s=20.0).with_pods("a", "b")
+    slot = h.grant()
+    assert slot.deadline == 30.0
+    verdict, _ = h.pool.retry(slot, Outcome.of(OutcomeKind.TIMEOUT), 30.0)
+    assert verdict == GiveUp(ErrorCode.TIMEOUT, GiveUpReason.DEADLINE, 1, 1)
+
+
+def test_an_old_slot_of_a_retried_request_never_releases_its_new_one() -> None:
+    h = PoolHarness(per_pod=1).with_pods("a", "b")
+    first = h.grant()
+    _, (second,) = h.pool.retry(first, Outcome.of(OutcomeKind.UNREACHABLE), h.now)
+    assert second.slot.ticket == first.ticket and second.slot != first
+    assert h.pool.release(first, OutcomeKind.OK, h.now) == []
+    assert h.pool.in_flight() == 1
+    with pytest.raises(ValueError, match="not held"):
+        h.pool.retry(first, Outcome.of(OutcomeKind.UNREACHABLE), h.now)
 
 
 def test_oom_halves_the_pods_budget_and_successes_restore_it() -> None:
@@ -272,11 +321,12 @@ def test_after_an_oom_the_pod_takes_no_more_than_its_reduced_budget() -> None:
 
 
 def test_repeated_connection_failures_eject_the_pod_until_its_probe_succeeds() -> None:
-    h = PoolHarness(per_pod=4, breaker_failures=2, breaker_cooldown_s=10.0).with_pods("a")
+    h = PoolHarness(per_pod=4, breaker_failures=2, breaker_cooldown_s=10.0).with_pods("a", "b")
     for _ in range(2):
-        h.pool.release(h.grant(), OutcomeKind.UNREACHABLE, h.now)
+        h.pool.release(h.grant(exclude=frozenset({"b"})), OutcomeKind.UNREACHABLE, h.now)
     assert h.pod("a")["ejected"] is True
-    waiting = [h.queue(), h.queue()]
+    assert (h.pod("a")["ejection_reason"], h.pod("a")["ejected_for_s"]) == ("unreachable", 10.0)
+    waiting = [h.queue(exclude=frozenset({"b"})), h.queue(exclude=frozenset({"b"}))]
     assert h.pool.next_wakeup() == 10.0
     assert h.pool.poll(9.0) == []
     probe = h.pool.poll(10.0)
@@ -288,20 +338,27 @@ def test_repeated_connection_failures_eject_the_pod_until_its_probe_succeeds() -
 
 
 def test_a_failed_probe_ejects_again_for_longer() -> None:
-    h = PoolHarness(breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a")
-    h.pool.release(h.grant(), OutcomeKind.TIMEOUT, 0.0)
+    h = PoolHarness(breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a", "b")
+    only_a = frozenset({"b"})
+    h.pool.release(h.grant(exclude=only_a), OutcomeKind.TIMEOUT, 0.0)
     h.now = 10.0
-    probe = h.grant()
+    probe = h.grant(exclude=only_a)
     h.pool.release(probe, OutcomeKind.UNREACHABLE, 10.0)
     h.now = 29.0
-    h.queue()
+    h.queue(exclude=only_a)
     assert h.pool.poll(29.0) == []
     assert len(h.pool.poll(30.0)) == 1
 
 
+def _eject_a_while_b_is_busy(h: PoolHarness) -> None:
+    h.grant(exclude=frozenset({"a"}))  # b: full for the rest of the test
+    h.pool.release(h.grant(exclude=frozenset({"b"})), OutcomeKind.UNREACHABLE, 0.0)
+    assert h.pod("a")["ejected"]
+
+
 def test_a_new_request_does_not_jump_ahead_of_a_waiter_when_a_cool_down_ends() -> None:
-    h = PoolHarness(breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a")
-    h.pool.release(h.grant(), OutcomeKind.UNREACHABLE, 0.0)
+    h = PoolHarness(per_pod=1, breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a", "b")
+    _eject_a_while_b_is_busy(h)
     waiting = h.queue(priority=INTERACTIVE)
     h.now = 11.0
     assert isinstance(h.submit(priority=BATCH), Queued)  # the probe belongs to the waiter
@@ -309,19 +366,41 @@ def test_a_new_request_does_not_jump_ahead_of_a_waiter_when_a_cool_down_ends() -
 
 
 def test_a_higher_class_request_may_pass_a_lower_class_waiter() -> None:
-    h = PoolHarness(breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a")
-    h.pool.release(h.grant(), OutcomeKind.UNREACHABLE, 0.0)
+    h = PoolHarness(per_pod=1, breaker_failures=1, breaker_cooldown_s=10.0).with_pods("a", "b")
+    _eject_a_while_b_is_busy(h)
     h.queue(priority=BATCH)
     h.now = 11.0
     assert isinstance(h.submit(priority=REALTIME), Granted)
 
 
-def test_has_free_slot_respects_exclusions() -> None:
-    h = PoolHarness(per_pod=1).with_pods("a", "b")
-    assert h.pool.has_free_slot()
-    h.grant(exclude=frozenset({"b"}))
-    assert h.pool.has_free_slot()
-    assert not h.pool.has_free_slot(frozenset({"b"}))
+def test_a_pool_of_one_pod_never_ejects_it() -> None:
+    h = PoolHarness(breaker_failures=1).with_pods("a")
+    h.pool.release(h.grant(), OutcomeKind.UNREACHABLE, 0.0)
+    assert h.pod("a")["ejected"] is False and h.pod("a")["accepting"] is True
+
+
+def test_ejection_stops_at_the_pools_max_ejection_percent() -> None:
+    h = PoolHarness(breaker_failures=1, max_ejection_percent=50).with_pods("a", "b", "c", "d")
+    for pod in "abc":
+        others = frozenset("abcd") - {pod}
+        h.pool.release(h.grant(exclude=others), OutcomeKind.SERVER_ERROR, 0.0)
+    assert [h.pod(p)["ejected"] for p in "abcd"] == [True, True, False, False]
+    assert h.pool.snapshot()["totals"]["ejections"] == {"server_error": 2}
+    # c stays in rotation, asking again on each fault: once a probe brings a back, c goes.
+    h.now = 5.0
+    probe = h.grant(exclude=frozenset("bcd"))
+    h.pool.release(probe, OutcomeKind.OK, 5.0)
+    h.pool.release(h.grant(exclude=frozenset("abd")), OutcomeKind.SERVER_ERROR, 5.0)
+    assert [h.pod(p)["ejected"] for p in "abcd"] == [False, True, True, False]
+
+
+def test_a_pod_not_ready_may_always_be_ejected() -> None:
+    h = PoolHarness(breaker_failures=1).with_pods("a", "b")
+    slot = h.grant(exclude=frozenset({"b"}))
+    h.pool.upsert_pod("a", "http://a:8000", ready=False)
+    h.pool.upsert_pod("b", "http://b:8000", ready=False)
+    h.pool.release(slot, OutcomeKind.UNREACHABLE, 0.0)
+    assert h.pod("a")["ejected"] is True
 
 
 def test_snapshot_reports_pods_queue_and_totals() -> None:
@@ -346,6 +425,10 @@ def test_snapshot_reports_pods_queue_and_totals() -> None:
             "in_flight_audio_seconds": 30.0,
             "ejected": False,
             "breaker": "closed",
+            "ejection_reason": "",
+            "ejected_for_s": 0.0,
+            "ejections": 0,
+            "consecutive_failures": 0,
             "accepting": False,
         }
     ]
@@ -387,7 +470,9 @@ def test_invalid_audio_length_is_refused(audio: float) -> None:
         {"per_pod": 0},
         {"max_queue": -1},
         {"queue_timeout_s": 0.0},
-        {"max_attempts": 0},
+        {"max_attempts": -1},
+        {"max_ejection_percent": 101},
+        {"request_timeout_s": 0.0},
         {"breaker_failures": 0},
         {"budget_decrease_factor": 1.5},
     ],
@@ -431,18 +516,31 @@ def test_permanent_error_gives_up_with_its_code_even_with_room_elsewhere() -> No
     h = PoolHarness().with_pods("a", "b")
     slot = h.grant()
     outcome = classify(AttemptResult(status=400, error_code_header="invalid_audio"))
-    h.pool.release(slot, outcome, h.now)
-    decision = h.pool.retry_decision(outcome, attempt=1, pod_id=slot.pod_id)
-    assert decision == GiveUp(ErrorCode.INVALID_AUDIO)
+    verdict, _ = h.pool.retry(slot, outcome, h.now)
+    assert verdict == GiveUp(ErrorCode.INVALID_AUDIO, GiveUpReason.PERMANENT, 1, 0)
+    assert h.pod(slot.pod_id)["consecutive_failures"] == 0  # bad input proves the pod alive
 
 
-def test_retry_decision_counts_already_tried_pods_as_no_room() -> None:
-    h = PoolHarness().with_pods("a", "b")
-    slot = h.grant(exclude=frozenset({"b"}))
-    outcome = Outcome.of(OutcomeKind.UNREACHABLE)
-    h.pool.release(slot, outcome, h.now)
-    decision = h.pool.retry_decision(outcome, attempt=2, pod_id="a", tried=frozenset({"b"}))
-    assert isinstance(decision, Backoff)
+def test_a_pool_waiting_for_its_first_pod_waits_its_cold_start_timeout() -> None:
+    h = PoolHarness(queue_timeout_s=10.0, cold_start_timeout_s=600.0)
+    h.queue()  # scaled to zero
+    h.pool.upsert_pod("a", "http://a:8000", ready=False)
+    h.now = 1.0
+    h.queue()  # the pod is still loading
+    assert h.pool.next_deadline() == 600.0
+    assert h.pool.expire(599.0) == []
+    grants = h.pool.upsert_pod("a", "http://a:8000", ready=True, now=599.0)
+    assert [g.slot.deadline for g in grants] == [600.0 + 300.0, 601.0 + 300.0]
+    h.now = 599.0
+    h.queue()  # a warm pool: the queue timeout again
+    assert h.pool.next_deadline() == 609.0
+
+
+def test_without_a_cold_start_timeout_a_pool_without_pods_waits_the_queue_timeout() -> None:
+    h = PoolHarness(queue_timeout_s=10.0)
+    h.queue()
+    assert h.pool.next_deadline() == 10.0
+    assert h.pool.expire(10.0) == [Expired(1, ErrorCode.SERVICE_UNAVAILABLE, attempts=0)]
 
 
 def test_reconfigure_raises_budgets_at_their_ceiling_and_hands_room_to_waiters():

@@ -267,7 +267,7 @@ class PoolMachine(RuleBasedStateMachine):
 
     def expire(self) -> None:
         expired = self.pool.expire(self.now)
-        for ticket in expired:
+        for ticket in (e.ticket for e in expired):
             assert ticket in self.waiting, "expired a ticket that was not waiting"
             assert self.waiting.pop(ticket).deadline <= self.now
         assert all(w.deadline > self.now for w in self.waiting.values())
@@ -315,7 +315,7 @@ class PoolMachine(RuleBasedStateMachine):
         assert self.pool.in_flight() == 0
         assert all(p["in_flight"] == 0 for p in self.snapshot()["pods"])
         assert all(not p["removed"] for p in self.snapshot()["pods"])
-        leftover = self.pool.expire(self.now + 1e6)
+        leftover = [e.ticket for e in self.pool.expire(self.now + 1e6)]
         assert sorted(leftover) == sorted(self.waiting)
         assert self.pool.queue_depth() == 0
 

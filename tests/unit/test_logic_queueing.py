@@ -81,3 +81,18 @@ def test_a_ticket_cannot_be_queued_twice() -> None:
     assert queue.push(_waiter(1, INTERACTIVE))
     assert not queue.push(_waiter(1, REALTIME))
     assert len(queue) == 1
+
+
+def test_a_ticket_that_comes_back_keeps_its_place_and_only_its_new_deadline() -> None:
+    queue = WaitQueue(capacity=2)
+    assert queue.push(_waiter(1, INTERACTIVE, timeout=5.0))
+    assert queue.push(_waiter(2, INTERACTIVE, timeout=30.0))
+    assert queue.remove(1) is not None  # granted; its attempt fails and it comes back
+    assert queue.push(_waiter(3, INTERACTIVE))
+    assert not queue.push(_waiter(4, INTERACTIVE))  # full for new arrivals…
+    assert queue.push(_waiter(1, INTERACTIVE, at=3.0, timeout=20.0), admitted=True)  # …not it
+    assert [w.ticket for w in queue.in_order()] == [1, 2, 3]  # back in its place
+    assert queue.expire(6.0) == []  # its old deadline (5.0) no longer applies
+    assert queue.next_deadline() == 10.0  # ticket 3's
+    assert [w.ticket for w in queue.expire(23.0)] == [3, 1]
+    assert [w.ticket for w in queue.in_order()] == [2]

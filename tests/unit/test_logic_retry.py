@@ -1,200 +1,224 @@
-"""The retry / failover decision (asrpool_router.logic.retry)."""
+"""The retry decision (asrpool_router.logic.retry)."""
 
 from __future__ import annotations
-
-import random
 
 import pytest
 
 from asrpool.wire import ErrorCode
 from asrpool_router.logic.errors import Outcome, OutcomeKind
-from asrpool_router.logic.retry import Backoff, GiveUp, RetryNow, RetryPolicy, decide
+from asrpool_router.logic.retry import (
+    GiveUp,
+    GiveUpReason,
+    Requeue,
+    RetryPolicy,
+    decide,
+)
 
-
-class FixedRng:
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def random(self) -> float:
-        return self.value
-
-
-POLICY = RetryPolicy(max_attempts=4, backoff_base_s=0.2, backoff_cap_s=5.0)
+PODS = frozenset({"a", "b", "c"})
+NOW, DEADLINE, QUEUE_TIMEOUT = 10.0, 100.0, 30.0
 
 CASES = [
-    # (name, kind, code, attempt, other_pod_has_room, rng value, expected)
+    # (name, kind, code, attempts, failed_on, in rotation, max attempts, now, expected)
     (
-        "oom_on_one_pod_fails_over_without_backoff",
+        "a_fault_waits_for_a_pod_that_has_not_failed",
+        OutcomeKind.UNREACHABLE,
+        None,
+        1,
+        {"a"},
+        PODS,
+        0,
+        NOW,
+        Requeue(frozenset({"a"}), NOW + QUEUE_TIMEOUT),
+    ),
+    (
+        "a_refusal_for_want_of_room_may_return_to_the_same_pod",
         OutcomeKind.OOM,
         None,
         1,
-        True,
-        0.5,
-        RetryNow(exclude="a"),
-    ),
-    ("oom_with_no_room_elsewhere_backs_off", OutcomeKind.OOM, None, 1, False, 0.5, Backoff(0.1)),
-    (
-        "oom_on_last_attempt_gives_up_gpu_oom",
-        OutcomeKind.OOM,
-        None,
-        4,
-        True,
-        0.5,
-        GiveUp(ErrorCode.GPU_OOM),
-    ),
-    ("unreachable_fails_over", OutcomeKind.UNREACHABLE, None, 2, True, 0.5, RetryNow(exclude="a")),
-    (
-        "unreachable_last_attempt_is_service_unavailable",
-        OutcomeKind.UNREACHABLE,
-        None,
-        4,
-        False,
-        0.5,
-        GiveUp(ErrorCode.SERVICE_UNAVAILABLE),
+        set(),
+        PODS,
+        0,
+        NOW,
+        Requeue(frozenset(), NOW + QUEUE_TIMEOUT),
     ),
     (
-        "overloaded_last_attempt_is_service_unavailable",
-        OutcomeKind.OVERLOADED,
-        None,
-        4,
-        True,
-        0.5,
-        GiveUp(ErrorCode.SERVICE_UNAVAILABLE),
-    ),
-    (
-        "timeout_last_attempt_is_timeout",
+        "the_wait_never_passes_the_request_deadline",
         OutcomeKind.TIMEOUT,
         None,
-        4,
-        True,
-        0.5,
-        GiveUp(ErrorCode.TIMEOUT),
+        1,
+        {"a"},
+        PODS,
+        0,
+        90.0,
+        Requeue(frozenset({"a"}), DEADLINE),
     ),
     (
-        "model_load_failed_last_attempt",
-        OutcomeKind.MODEL_LOAD_FAILED,
+        "many_attempts_are_fine_while_pods_and_time_remain",
+        OutcomeKind.OOM,
         None,
-        4,
-        True,
-        0.5,
-        GiveUp(ErrorCode.MODEL_LOAD_FAILED),
+        40,
+        {"a", "b"},
+        PODS,
+        0,
+        NOW,
+        Requeue(frozenset({"a", "b"}), NOW + QUEUE_TIMEOUT),
     ),
     (
-        "server_error_last_attempt_is_internal_error",
+        "every_pod_failed_gives_up_with_the_last_kinds_code",
+        OutcomeKind.OOM,
+        None,
+        3,
+        set(PODS),
+        PODS,
+        0,
+        NOW,
+        GiveUp(ErrorCode.GPU_OOM, GiveUpReason.EVERY_POD_FAILED, 3, 3),
+    ),
+    (
+        "pods_that_left_the_pool_do_not_count",
+        OutcomeKind.UNREACHABLE,
+        None,
+        2,
+        {"a", "gone"},
+        frozenset({"a"}),
+        0,
+        NOW,
+        GiveUp(ErrorCode.SERVICE_UNAVAILABLE, GiveUpReason.EVERY_POD_FAILED, 2, 2),
+    ),
+    (
+        "no_pod_in_rotation_waits_for_one_to_come_back",
+        OutcomeKind.UNREACHABLE,
+        None,
+        1,
+        {"a"},
+        frozenset(),
+        0,
+        NOW,
+        Requeue(frozenset({"a"}), NOW + QUEUE_TIMEOUT),
+    ),
+    (
+        "past_the_deadline_gives_up",
+        OutcomeKind.TIMEOUT,
+        None,
+        2,
+        {"a"},
+        PODS,
+        0,
+        DEADLINE,
+        GiveUp(ErrorCode.TIMEOUT, GiveUpReason.DEADLINE, 2, 1),
+    ),
+    (
+        "a_configured_cap_on_attempts_gives_up",
         OutcomeKind.SERVER_ERROR,
         None,
         4,
-        True,
-        0.5,
-        GiveUp(ErrorCode.INTERNAL_ERROR),
+        {"a"},
+        PODS,
+        4,
+        NOW,
+        GiveUp(ErrorCode.INTERNAL_ERROR, GiveUpReason.ATTEMPTS, 4, 1),
+    ),
+    (
+        "below_the_cap_retries",
+        OutcomeKind.MODEL_LOAD_FAILED,
+        None,
+        3,
+        {"a"},
+        PODS,
+        4,
+        NOW,
+        Requeue(frozenset({"a"}), NOW + QUEUE_TIMEOUT),
     ),
     (
         "invalid_audio_is_never_retried",
         OutcomeKind.PERMANENT,
         ErrorCode.INVALID_AUDIO,
         1,
-        True,
-        0.5,
-        GiveUp(ErrorCode.INVALID_AUDIO),
+        set(),
+        PODS,
+        0,
+        NOW,
+        GiveUp(ErrorCode.INVALID_AUDIO, GiveUpReason.PERMANENT, 1, 0),
     ),
     (
         "file_too_large_is_never_retried",
         OutcomeKind.PERMANENT,
         ErrorCode.FILE_TOO_LARGE,
         1,
-        True,
-        0.5,
-        GiveUp(ErrorCode.FILE_TOO_LARGE),
+        set(),
+        PODS,
+        0,
+        NOW,
+        GiveUp(ErrorCode.FILE_TOO_LARGE, GiveUpReason.PERMANENT, 1, 0),
     ),
-    ("backoff_grows_exponentially", OutcomeKind.OVERLOADED, None, 3, False, 0.5, Backoff(0.4)),
-    ("backoff_full_jitter_can_be_zero", OutcomeKind.OVERLOADED, None, 2, False, 0.0, Backoff(0.0)),
+    (
+        "bad_answers_end_as_internal_error",
+        OutcomeKind.BAD_ANSWER,
+        None,
+        3,
+        set(PODS),
+        PODS,
+        0,
+        NOW,
+        GiveUp(ErrorCode.INTERNAL_ERROR, GiveUpReason.EVERY_POD_FAILED, 3, 3),
+    ),
+    (
+        "a_503_ends_as_service_unavailable",
+        OutcomeKind.UNAVAILABLE,
+        None,
+        1,
+        {"a"},
+        frozenset({"a"}),
+        0,
+        NOW,
+        GiveUp(ErrorCode.SERVICE_UNAVAILABLE, GiveUpReason.EVERY_POD_FAILED, 1, 1),
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("kind", "code", "attempt", "room", "rng_value", "expected"),
+    ("kind", "code", "attempts", "failed_on", "in_rotation", "cap", "now", "expected"),
     [c[1:] for c in CASES],
     ids=[c[0] for c in CASES],
 )
 def test_decide_table(
     kind: OutcomeKind,
     code: ErrorCode | None,
-    attempt: int,
-    room: bool,
-    rng_value: float,
+    attempts: int,
+    failed_on: set[str],
+    in_rotation: frozenset[str],
+    cap: int,
+    now: float,
     expected: object,
 ) -> None:
     decision = decide(
         Outcome.of(kind, code),
-        attempt=attempt,
-        pod_id="a",
-        other_pod_has_room=room,
-        policy=POLICY,
-        rng=FixedRng(rng_value),
+        attempts=attempts,
+        failed_on=frozenset(failed_on),
+        in_rotation=in_rotation,
+        now=now,
+        deadline=DEADLINE,
+        queue_timeout_s=QUEUE_TIMEOUT,
+        policy=RetryPolicy(max_attempts=cap),
     )
-    if isinstance(expected, Backoff):
-        assert isinstance(decision, Backoff)
-        assert decision.seconds == pytest.approx(expected.seconds)
-    else:
-        assert decision == expected
-
-
-def test_backoff_is_capped() -> None:
-    decision = decide(
-        Outcome.of(OutcomeKind.OVERLOADED),
-        attempt=30,
-        pod_id="a",
-        other_pod_has_room=False,
-        policy=RetryPolicy(max_attempts=100, backoff_base_s=0.2, backoff_cap_s=5.0),
-        rng=FixedRng(0.999),
-    )
-    assert isinstance(decision, Backoff)
-    assert decision.seconds <= 5.0
-
-
-def test_backoff_stays_within_full_jitter_bounds() -> None:
-    rng = random.Random(7)
-    for attempt in range(1, 4):
-        ceiling = POLICY.backoff_ceiling(attempt)
-        for _ in range(50):
-            decision = decide(
-                Outcome.of(OutcomeKind.OOM),
-                attempt=attempt,
-                pod_id="a",
-                other_pod_has_room=False,
-                policy=POLICY,
-                rng=rng,
-            )
-            assert isinstance(decision, Backoff)
-            assert 0.0 <= decision.seconds <= ceiling
-
-
-def test_backoff_longer_than_the_clients_deadline_gives_up() -> None:
-    decision = decide(
-        Outcome.of(OutcomeKind.OOM),
-        attempt=1,
-        pod_id="a",
-        other_pod_has_room=False,
-        policy=POLICY,
-        rng=FixedRng(0.9),
-        time_left_s=0.05,
-    )
-    assert decision == GiveUp(ErrorCode.GPU_OOM)
+    assert decision == expected
 
 
 @pytest.mark.parametrize("kind", [OutcomeKind.OK, OutcomeKind.CANCELLED])
 def test_success_and_cancellation_have_no_retry_decision(kind: OutcomeKind) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no retry decision"):
         decide(
             Outcome.of(kind),
-            attempt=1,
-            pod_id="a",
-            other_pod_has_room=True,
-            policy=POLICY,
-            rng=FixedRng(0.5),
+            attempts=1,
+            failed_on=frozenset(),
+            in_rotation=PODS,
+            now=NOW,
+            deadline=DEADLINE,
+            queue_timeout_s=QUEUE_TIMEOUT,
+            policy=RetryPolicy(),
         )
 
 
-def test_retry_policy_rejects_zero_attempts() -> None:
-    with pytest.raises(ValueError):
-        RetryPolicy(max_attempts=0)
+def test_retry_policy_rejects_a_negative_cap() -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        RetryPolicy(max_attempts=-1)

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import pytest
 
-from asrpool_router.logic.errors import OutcomeKind
 from asrpool_router.logic.plugins import (
     ExcludeTriedFilter,
     FreeSlotFilter,
@@ -53,8 +52,7 @@ def test_free_slot_filter_keeps_pods_under_budget() -> None:
 
 def test_not_ejected_filter_drops_pods_in_cool_down() -> None:
     pods = _pods(("a", 0, 0), ("b", 0, 0))
-    for ticket in range(3):
-        pods[0].breaker.on_result(ticket, OutcomeKind.UNREACHABLE, 0.0)
+    pods[0].breaker.eject(0.0, "unreachable")
     f = NotEjectedFilter()
     assert _ids(f.filter(pods, Request(1.0), 1.0)) == ["b"]
     assert _ids(f.filter(pods, Request(1.0), 100.0)) == ["a", "b"]

@@ -4,16 +4,19 @@
 warmed up with one dummy decode) in the background at start-up, so ``/healthz``
 answers at once and ``/readyz`` turns 200 only when the worker can serve.
 Decisions live elsewhere: request validation in ``params``, admission in
-``guard``, rendering in ``formats``; this module only moves bytes between them.
+``guard``, when to drain and reload the engine in ``recovery``, rendering in
+``formats``; this module only moves bytes between them and carries out the reload.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -31,20 +34,43 @@ from .formats import FORMATS
 from .guard import MemoryCosts, MemoryGuard
 from .metrics import WorkerMetrics
 from .params import parse_request
+from .recovery import DecodeResult, OomRecovery
 from .settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 EngineLoader = Callable[[WorkerSettings], WhisperEngine]
 
+# No "out of memory" words: the router must read this as "busy, go elsewhere", not as an OOM.
+RECOVERING_MESSAGE = (
+    "This speech server is freeing its GPU memory and will be back shortly. "
+    "Send the request again: another server can take it."
+)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What one admitted decode holds until ``WorkerState.finish``."""
+
+    engine: WhisperEngine
+    reservation: int
+    ticket: int
+
 
 class WorkerState:
-    """What the routes share: the engine once loaded, the guard, the metrics."""
+    """What the routes share: the engine once loaded, the guard, recovery, the metrics."""
 
-    def __init__(self, settings: WorkerSettings, model_dir: str, metrics: WorkerMetrics) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        model_dir: str,
+        metrics: WorkerMetrics,
+        load_engine: EngineLoader,
+    ) -> None:
         self.settings = settings
         self.model_dir = model_dir
         self.metrics = metrics
+        self.load_engine = load_engine
         self.engine: WhisperEngine | None = None
         self.load_error: str | None = None
         self.guard = MemoryGuard(
@@ -57,8 +83,14 @@ class WorkerState:
         )
         # CTranslate2 runs num_workers decodes at once; more threads would only queue inside it.
         self.decode_slots = anyio.CapacityLimiter(max(settings.num_workers, 1))
+        self.recovery = OomRecovery(settings.oom_recovery_after)
+        self.recovery_started = 0.0
+        # Held so the task is not garbage-collected mid-reload, and cancelled at shutdown.
+        self.reload_task: asyncio.Task[None] | None = None
 
     def require_engine(self) -> WhisperEngine:
+        if self.recovery.recovering:
+            raise AsrpoolError(ErrorCode.SERVICE_UNAVAILABLE, RECOVERING_MESSAGE)
         if self.engine is not None:
             return self.engine
         if self.load_error is not None:
@@ -67,6 +99,78 @@ class WorkerState:
             ErrorCode.SERVICE_UNAVAILABLE, "The model is still loading. Try again shortly."
         )
 
+    def admit(self, seconds: float) -> Admission:
+        """Hold memory and a recovery ticket for one decode, or raise the refusal.
+
+        No await inside: the checks and the holds happen in one step of the event loop,
+        so recovery cannot begin, nor the engine change, between them.
+        """
+        engine = self.require_engine()
+        reservation = self.guard.reserve(seconds)
+        if reservation is None:
+            log.info("memory guard refused %.1fs of audio: %s", seconds, self.guard.snapshot())
+            raise AsrpoolError(ErrorCode.GPU_OOM)
+        admission = Admission(engine, reservation, self.recovery.begin())
+        self.metrics.in_flight.inc()
+        self.metrics.memory_reserved_mb.set(self.guard.reserved_mb)
+        return admission
+
+    def finish(self, admission: Admission, result: DecodeResult) -> None:
+        """Give back what ``admit`` held, and start recovery or the reload when it is due."""
+        self.guard.release(admission.reservation)
+        self.metrics.in_flight.dec()
+        self.metrics.memory_reserved_mb.set(self.guard.reserved_mb)
+        step = self.recovery.end(admission.ticket, result)
+        if step.started:
+            self.recovery_started = time.monotonic()
+            self.metrics.recovering.set(1)
+            log.warning(
+                "engine ran out of memory %d times in a row with nothing else in flight: "
+                "not ready while it drains (%d in flight) and reloads",
+                self.recovery.lone_ooms,
+                self.recovery.in_flight,
+            )
+        if step.reload:
+            self.reload_task = asyncio.create_task(self.reload())
+
+    async def load(self) -> bool:
+        """Load the engine and warm it up, in threads; on failure keep the reason."""
+        started = time.monotonic()
+        try:
+            engine = await anyio.to_thread.run_sync(self.load_engine, self.settings)
+            await anyio.to_thread.run_sync(engine.warm_up)
+        except Exception as exc:
+            self.load_error = str(exc)
+            log.error("model %s failed to load: %s", self.model_dir, exc)
+            return False
+        self.engine = engine
+        self.load_error = None
+        log.info("model %s ready in %.1fs", self.settings.model_name, time.monotonic() - started)
+        return True
+
+    async def reload(self) -> None:
+        """Drop the engine and load it again; recovery has drained, so nothing decodes."""
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            try:
+                await anyio.to_thread.run_sync(engine.unload)
+            except Exception as exc:  # the reload below may still find the memory
+                log.warning("engine unload failed: %s", exc)
+        # The last reference must go before the new engine allocates: on CUDA nothing else
+        # in this process can free what the old one holds.
+        del engine
+        gc.collect()
+        ooms = self.recovery.lone_ooms
+        ok = await self.load()
+        self.recovery.reloaded(ok)
+        self.metrics.engine_reloads.labels("ok" if ok else "failed").inc()
+        self.metrics.recovering.set(0)
+        took = time.monotonic() - self.recovery_started
+        if ok:
+            log.info("engine reloaded after %d lone OOMs; ready again after %.1fs", ooms, took)
+        else:
+            log.error("engine reload after %d lone OOMs failed after %.1fs", ooms, took)
+
 
 def create_app(
     settings: WorkerSettings,
@@ -74,26 +178,17 @@ def create_app(
     load_engine: EngineLoader,
     registry: CollectorRegistry | None = None,
 ) -> FastAPI:
-    state = WorkerState(settings, model_dir, WorkerMetrics(registry or CollectorRegistry()))
-
-    async def load() -> None:
-        started = time.monotonic()
-        try:
-            engine = await anyio.to_thread.run_sync(load_engine, settings)
-            await anyio.to_thread.run_sync(engine.warm_up)
-        except Exception as exc:
-            state.load_error = str(exc)
-            log.error("model %s failed to load: %s", model_dir, exc)
-            return
-        state.engine = engine
-        log.info("model %s ready in %.1fs", settings.model_name, time.monotonic() - started)
+    state = WorkerState(
+        settings, model_dir, WorkerMetrics(registry or CollectorRegistry()), load_engine
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(load())
+        loading = asyncio.create_task(state.load())
         yield
-        if not loading.done():
-            loading.cancel()
+        for task in (loading, state.reload_task):
+            if task is not None and not task.done():
+                task.cancel()
 
     app = FastAPI(title="asrpool worker", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.worker = state
@@ -106,6 +201,9 @@ def create_app(
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         body: dict[str, Any] = {"model": settings.model_name, "memory": state.guard.snapshot()}
+        if state.recovery.recovering:
+            body["recovery"] = state.recovery.snapshot()
+            return JSONResponse({"status": "recovering", **body}, status_code=503)
         if state.engine is not None:
             return JSONResponse({"status": "ready", **body})
         if state.load_error is not None:
@@ -154,7 +252,7 @@ async def _handle(request: Request, state: WorkerState, *, task: str, endpoint: 
 
 async def _transcribe(request: Request, state: WorkerState, task: str) -> Response:
     settings = state.settings
-    engine = state.require_engine()
+    state.require_engine()  # refuse at once, before reading the upload
     form, upload = await read_audio_form(request, settings.max_upload_bytes)
     try:
         fields = {k: [str(v) for v in form.getlist(k)] for k in form if k != "file"}
@@ -167,22 +265,22 @@ async def _transcribe(request: Request, state: WorkerState, task: str) -> Respon
 
     samples = await anyio.to_thread.run_sync(audio.decode, data)
     seconds = audio.duration_seconds(samples)
-    reservation = state.guard.reserve(seconds)
-    if reservation is None:
-        log.info("memory guard refused %.1fs of audio: %s", seconds, state.guard.snapshot())
-        raise AsrpoolError(ErrorCode.GPU_OOM)
-    state.metrics.in_flight.inc()
-    state.metrics.memory_reserved_mb.set(state.guard.reserved_mb)
+    # Checked again: recovery may have begun, or replaced the engine, while we read and decoded.
+    admission = state.admit(seconds)
+    result = DecodeResult.OTHER
     started = time.monotonic()
     try:
         # Not abandoned on cancel: the reservation must cover the decode until it really ends.
         transcript = await anyio.to_thread.run_sync(
-            engine.transcribe, samples, parsed.options, limiter=state.decode_slots
+            admission.engine.transcribe, samples, parsed.options, limiter=state.decode_slots
         )
+        result = DecodeResult.OK
+    except AsrpoolError as exc:
+        if exc.code is ErrorCode.GPU_OOM:
+            result = DecodeResult.OOM
+        raise
     finally:
-        state.guard.release(reservation)
-        state.metrics.in_flight.dec()
-        state.metrics.memory_reserved_mb.set(state.guard.reserved_mb)
+        state.finish(admission, result)
     state.metrics.decode_seconds.observe(time.monotonic() - started)
     state.metrics.audio_seconds.inc(seconds)
 

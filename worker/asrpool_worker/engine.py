@@ -96,6 +96,16 @@ class WhisperEngine:
         """One dummy decode, so the first real request does not pay for lazy init."""
         self.transcribe(np.zeros(16_000, dtype=np.float32), DecodeOptions(vad_filter=False))
 
+    def unload(self) -> None:
+        """Free the model's device memory now, without waiting for the garbage collector.
+
+        Only with no decode running (the app drains first). CTranslate2 frees the weights
+        at once; the engine cannot decode afterwards, so the caller drops it.
+        """
+        unload_model = getattr(self._model.model, "unload_model", None)
+        if callable(unload_model):
+            unload_model()
+
     def transcribe(self, samples: np.ndarray, opts: DecodeOptions) -> Transcript:
         kwargs: dict[str, object] = {
             "task": opts.task,

@@ -36,3 +36,14 @@ class WorkerMetrics:
             "Memory reserved by requests in flight (estimate).",
             registry=registry,
         )
+        self.engine_reloads = Counter(
+            "asrpool_worker_engine_reloads",
+            "Engine reloads after lone CUDA OOMs (memory not coming back), by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.recovering = Gauge(
+            "asrpool_worker_recovering",
+            "1 while the worker drains and reloads its engine after lone OOMs, else 0.",
+            registry=registry,
+        )

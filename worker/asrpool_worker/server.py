@@ -2,11 +2,13 @@
 
 SIGTERM (what Kubernetes sends) makes uvicorn stop accepting connections and
 wait up to ``drain_timeout_s`` for requests in flight, so no decode is lost.
+``asrpool.http_server`` adds the slow-client guards (header and body timeouts) that the
+worker and the router share.
 """
 
 from __future__ import annotations
 
-import uvicorn
+from asrpool.http_server import ServerTimeouts, serve_http
 
 from .app import create_app
 from .engine import WhisperEngine, default_model_dir
@@ -26,10 +28,11 @@ def load_engine(settings: WorkerSettings, model_dir: str) -> WhisperEngine:
 def serve(settings: WorkerSettings) -> None:
     model_dir = settings.model_dir or default_model_dir()
     app = create_app(settings, model_dir, lambda s: load_engine(s, model_dir))
-    uvicorn.run(
+    serve_http(
         app,
         host=settings.host,
         port=settings.port,
+        timeouts=ServerTimeouts(settings.header_timeout_s, settings.body_timeout_s),
         log_level="info",
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
         # Workers sit behind the router; keep-alive connections from it are reused.

@@ -20,6 +20,11 @@ class WorkerSettings:
     memory_per_audio_second_mb: float = 2.0
     max_upload_mb: float = 25.0  # OpenAI's own limit
     drain_timeout_s: float = 30.0  # how long SIGTERM waits for in-flight requests
+    # Lone engine OOMs in a row (nothing else in flight) before the worker drains and
+    # reloads its engine; 0: never (see recovery.py).
+    oom_recovery_after: int = 3
+    header_timeout_s: float = 10.0  # slow clients: see asrpool.http_server
+    body_timeout_s: float = 30.0
 
     @property
     def resolved_compute_type(self) -> str:

@@ -97,10 +97,18 @@ class Concurrency:
 
 
 @dataclass(frozen=True)
+class Ejection:
+    consecutive_failures: int = 3
+    base_s: float = 5.0
+    max_s: float = 120.0
+    max_percent: int = 50
+
+
+@dataclass(frozen=True)
 class Retry:
-    max_attempts: int = 4
-    backoff_base_s: float = 0.2
-    backoff_cap_s: float = 5.0
+    max_attempts: int = 0  # 0: no cap (every pod failed the request, or its deadline passed)
+    request_timeout_s: float = 300.0
+    ejection: Ejection = field(default_factory=Ejection)
 
 
 @dataclass(frozen=True)
@@ -278,14 +286,29 @@ def _concurrency(f: _Fields) -> Concurrency:
 
 
 def _retry(f: _Fields) -> Retry:
-    r = Retry(
-        max_attempts=f.integer("maxAttempts", 4, minimum=1, maximum=10),
-        backoff_base_s=f.number("backoffBaseSeconds", 0.2, minimum=0),
-        backoff_cap_s=f.number("backoffCapSeconds", 5.0, minimum=0),
+    # backoffBaseSeconds / backoffCapSeconds are deprecated and ignored: checked only for type.
+    f.number("backoffBaseSeconds", 0.0, minimum=0)
+    f.number("backoffCapSeconds", 0.0, minimum=0)
+    return Retry(
+        max_attempts=f.integer("maxAttempts", 0, minimum=0, maximum=100),
+        request_timeout_s=f.number("requestTimeoutSeconds", 300.0, exclusive_minimum=0),
+        ejection=_ejection(f.child("ejection")),
     )
-    if r.backoff_base_s > r.backoff_cap_s:
-        f.problem("", "retry.backoffBaseSeconds must not exceed retry.backoffCapSeconds")
-    return r
+
+
+def _ejection(f: _Fields) -> Ejection:
+    e = Ejection(
+        consecutive_failures=f.integer("consecutiveFailures", 3, minimum=1, maximum=100),
+        base_s=f.number("baseEjectionSeconds", 5.0, minimum=0),
+        max_s=f.number("maxEjectionSeconds", 120.0, minimum=0),
+        max_percent=f.integer("maxEjectionPercent", 50, minimum=0, maximum=100),
+    )
+    if e.base_s > e.max_s:
+        f.problem(
+            "",
+            "retry.ejection.baseEjectionSeconds must not exceed retry.ejection.maxEjectionSeconds",
+        )
+    return e
 
 
 def _resources(f: _Fields) -> Resources:

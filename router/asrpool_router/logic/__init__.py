@@ -17,6 +17,8 @@ Scheduling and admission, one concept per module::
     breaker.py     per-pod circuit breaker (eject, cool down, probe)
     queueing.py    bounded priority wait queue with deadlines
     retry_after.py how long a rejected client should wait
+    upload_budget.py  bytes all held uploads may take at once (memory + spool files)
+    session_slots.py  live sessions open at once, in total and per API key
     errors.py      an attempt's answer → outcome kind (OOM, unreachable, …) and error code
     retry.py       outcome → retry elsewhere now, back off, or give up
     rng.py         the randomness seam

@@ -1,21 +1,29 @@
-"""Per-pod circuit breaker: stop sending to a pod that keeps failing, then probe it.
+"""Outlier ejection of one pod (a circuit breaker, as Envoy's outlier detection does it).
 
 States::
 
-    CLOSED ──K consecutive failures──▶ OPEN (ejected until open_until)
-      ▲                                  │ cool-down over: the next grant is the probe
-      │ probe answered                   ▼
-      └──────────────────────────── HALF_OPEN (one probe in flight, no other grants)
-                                         │ probe failed → OPEN, cool-down × multiplier
-                                         │ probe cancelled → OPEN, probe again at once
+    CLOSED ──K faults in a row (and the pool allows it)──▶ OPEN (ejected until open_until)
+      ▲                                                      │ cool-down over: the next
+      │ probe answered (ALIVE)                               │ grant is the probe
+      └───────────────────────────────────────────── HALF_OPEN (one probe, no other grants)
+                                                             │ probe FAULT → OPEN, longer
+                                                             │ probe NEUTRAL → OPEN, probe
+                                                             │   again at once
 
-Failures are the kinds that say the pod itself is broken (by default unreachable,
-timeout, model load failed). An answer that proves the pod alive (a transcript, a bad
-input verdict, even an OOM) resets the count. Cool-downs grow exponentially with each
-ejection in a row, capped, and reset when a probe succeeds.
+What a result says about the pod is its ``PodVerdict`` (``errors.pod_verdict``): any
+way of failing counts (5xx of every kind, timeouts, resets, answers that are not what
+the format promises, OOMs while the pod's budget is already at its floor); a transcript
+or a verdict on bad input proves the pod alive and resets the count; a cancellation or
+an OOM above the floor says nothing. Cool-downs grow with each ejection in a row
+(base × multiplier^(n-1), capped) and reset when a probe succeeds.
 
-Time is passed in (``now``); the breaker never reads a clock. ``Pool`` calls ``on_grant``
-and ``on_result``; the not-ejected filter calls ``admits``.
+The breaker only says when its pod *should* go (``on_result`` returns True); the pool
+decides whether it may (``ejection_allowed``: never the last pods of a pool at once)
+and then calls ``eject``. A pod the pool may not eject stays in rotation with its count
+at the threshold, so its next fault asks again.
+
+Time is passed in (``now``); the breaker never reads a clock. ``Pool`` calls
+``on_grant``, ``on_result`` and ``eject``; the pool's hard conditions call ``admits``.
 """
 
 from __future__ import annotations
@@ -23,11 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .errors import OutcomeKind
-
-_POD_FAULTS = frozenset(
-    {OutcomeKind.UNREACHABLE, OutcomeKind.TIMEOUT, OutcomeKind.MODEL_LOAD_FAILED}
-)
+from .errors import PodVerdict
 
 
 class BreakerState(StrEnum):
@@ -38,13 +42,12 @@ class BreakerState(StrEnum):
 
 @dataclass(frozen=True)
 class BreakerPolicy:
-    """Knobs of the circuit breaker."""
+    """Knobs of outlier ejection."""
 
     failure_threshold: int = 3
     base_cooldown_s: float = 5.0
     max_cooldown_s: float = 120.0
     multiplier: float = 2.0
-    trip_on: frozenset[OutcomeKind] = _POD_FAULTS
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
@@ -61,9 +64,24 @@ class BreakerPolicy:
         return min(self.max_cooldown_s, self.base_cooldown_s * self.multiplier ** min(exponent, 64))
 
 
+def ejection_allowed(in_rotation: int, ejected: int, max_ejection_percent: float) -> bool:
+    """May one more of a pool's pods be ejected?
+
+    ``in_rotation`` counts the pods discovery offers (ready, not terminating), ejected
+    ones included; ``ejected`` those of them already out. The rule: after the ejection at
+    most ``max_ejection_percent`` of them are out, rounded down but at least one once the
+    pool has two pods, and never all of them: a pool of one pod never ejects it (there
+    is nowhere else to send its requests), and the last pod in rotation always stays.
+    """
+    if in_rotation < 2:
+        return False
+    limit = max(1, int(in_rotation * max_ejection_percent / 100.0))
+    return ejected + 1 <= min(limit, in_rotation - 1)
+
+
 @dataclass
 class Breaker:
-    """The breaker of one pod."""
+    """The outlier state of one pod."""
 
     policy: BreakerPolicy = field(default_factory=BreakerPolicy)
     state: BreakerState = BreakerState.CLOSED
@@ -71,6 +89,9 @@ class Breaker:
     trips: int = 0
     open_until: float = 0.0
     probe_ticket: int | None = None
+    # Why the pod was last ejected (an outcome kind's value), and how often in all.
+    reason: str = ""
+    ejections: int = 0
 
     @property
     def ejected(self) -> bool:
@@ -95,40 +116,44 @@ class Breaker:
             self.state = BreakerState.HALF_OPEN
             self.probe_ticket = ticket
 
-    def on_result(self, ticket: int, kind: OutcomeKind, now: float) -> None:
-        """A request on this pod ended with ``kind``."""
+    def on_result(self, ticket: int, verdict: PodVerdict, now: float, reason: str = "") -> bool:
+        """A request on this pod ended; True when the pod should now be ejected.
+
+        ``reason`` names the fault (an outcome kind) for ``/stats``. A failed probe
+        re-ejects at once (the pod is out already, so the pool's cap is not asked again).
+        """
         if self.state is BreakerState.HALF_OPEN and ticket == self.probe_ticket:
-            self._on_probe_result(kind, now)
-        elif self.state is BreakerState.CLOSED:
-            self._on_closed_result(kind, now)
-        # Results of requests that started before an ejection change nothing: the pod
-        # is already out, and only the probe decides when it comes back.
-
-    def _on_closed_result(self, kind: OutcomeKind, now: float) -> None:
-        if kind is OutcomeKind.CANCELLED:
-            return
-        if kind not in self.policy.trip_on:
+            self._on_probe_result(verdict, now, reason)
+            return False
+        if self.state is not BreakerState.CLOSED:
+            # Results of requests that started before an ejection change nothing: the
+            # pod is already out, and only the probe decides when it comes back.
+            return False
+        if verdict is PodVerdict.ALIVE:
             self.failures = 0
-            return
-        self.failures += 1
-        if self.failures >= self.policy.failure_threshold:
-            self._trip(now)
+        elif verdict is PodVerdict.FAULT:
+            self.failures += 1
+            self.reason = reason or self.reason
+        return self.failures >= self.policy.failure_threshold
 
-    def _on_probe_result(self, kind: OutcomeKind, now: float) -> None:
+    def eject(self, now: float, reason: str = "") -> None:
+        """Take the pod out for its next cool-down (the pool allowed it)."""
+        self.trips += 1
+        self.ejections += 1
+        self.failures = 0
+        self.reason = reason or self.reason
+        self.state = BreakerState.OPEN
+        self.open_until = now + self.policy.cooldown(self.trips)
+
+    def _on_probe_result(self, verdict: PodVerdict, now: float, reason: str) -> None:
         self.probe_ticket = None
-        if kind is OutcomeKind.CANCELLED:
-            # We learned nothing; let the next request probe straight away.
-            self.state = BreakerState.OPEN
-            self.open_until = now
-        elif kind in self.policy.trip_on:
-            self._trip(now)
-        else:
+        if verdict is PodVerdict.FAULT:
+            self.eject(now, reason)
+        elif verdict is PodVerdict.ALIVE:
             self.state = BreakerState.CLOSED
             self.failures = 0
             self.trips = 0
-
-    def _trip(self, now: float) -> None:
-        self.trips += 1
-        self.failures = 0
-        self.state = BreakerState.OPEN
-        self.open_until = now + self.policy.cooldown(self.trips)
+        else:
+            # We learned nothing; let the next request probe straight away.
+            self.state = BreakerState.OPEN
+            self.open_until = now

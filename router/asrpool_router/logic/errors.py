@@ -8,22 +8,34 @@ or give up. Low-level failures are mapped here, once.
 The outcome tree::
 
     Outcome
-    ├── OK                  2xx: the transcript came back
+    ├── OK                  2xx with a transcription in the requested format
     ├── CANCELLED           our client went away; says nothing about the pod
-    ├── transient: another pod, or the same pod later, may succeed
+    ├── capacity: the pod refused only because it was asked for too much at once
     │   ├── OOM             GPU out of memory (our gpu_oom code, PyTorch, CTranslate2,
     │   │                   Xinference texts)          → final code gpu_oom
+    │   └── BUSY            429, the worker's own queue full or timed out
+    │                                              → service_unavailable
+    ├── faults: the pod failed this request; another pod may not
     │   ├── UNREACHABLE     refused, reset, closed, pod killed, 502
     │   │                                              → service_unavailable
-    │   ├── TIMEOUT         read/write timeout, 504, 408 → timeout
-    │   ├── OVERLOADED      503, 429, the worker's queue full or timed out
+    │   ├── TIMEOUT         read/write timeout, no whole answer in time, 504, 408
+    │   │                                              → timeout
+    │   ├── UNAVAILABLE     503: loading, recovering, a proxy with no healthy upstream
     │   │                                              → service_unavailable
     │   ├── MODEL_LOAD_FAILED  the pod could not load its model → model_load_failed
+    │   ├── BAD_ANSWER      a 2xx that is not a transcription in the requested format
+    │   │                   (an HTML page, empty or truncated JSON, an error object)
+    │   │                                              → internal_error
     │   └── SERVER_ERROR    any other 5xx, or the worker refusing us (401/403/404:
     │                       a configuration fault of ours, not the user's)
     │                                              → internal_error
     └── PERMANENT           the user's input is bad (invalid_audio, file_too_large,
                             invalid_request); never retried; carries its code
+
+What the pool does with each family (``retry.py``, ``breaker.py``): a capacity refusal
+cuts the pod's budget and the request waits for room again, on the same pod too; at the
+budget's floor (the pod cannot take even one such request) it counts as a fault. A fault
+keeps the request off that pod for good and counts towards ejecting the pod.
 
 Precedence: transport error, then 2xx, then an explicit error code (header
 ``x-asrpool-error-code``, then an OpenAI-shaped JSON body), then well-known texts, then
@@ -40,16 +52,20 @@ from enum import StrEnum
 
 from asrpool.wire import ERRORS, ErrorCode, parse_error
 
+from .answers import answer_problem
+
 
 class OutcomeKind(StrEnum):
     """What one attempt on one pod came to."""
 
     OK = "ok"
     OOM = "oom"
+    BUSY = "busy"
     UNREACHABLE = "unreachable"
     TIMEOUT = "timeout"
-    OVERLOADED = "overloaded"
+    UNAVAILABLE = "unavailable"
     MODEL_LOAD_FAILED = "model_load_failed"
+    BAD_ANSWER = "bad_answer"
     SERVER_ERROR = "server_error"
     PERMANENT = "permanent"
     CANCELLED = "cancelled"
@@ -60,8 +76,10 @@ _FINAL_CODE: dict[OutcomeKind, ErrorCode] = {
     OutcomeKind.OOM: ErrorCode.GPU_OOM,
     OutcomeKind.UNREACHABLE: ErrorCode.SERVICE_UNAVAILABLE,
     OutcomeKind.TIMEOUT: ErrorCode.TIMEOUT,
-    OutcomeKind.OVERLOADED: ErrorCode.SERVICE_UNAVAILABLE,
+    OutcomeKind.BUSY: ErrorCode.SERVICE_UNAVAILABLE,
+    OutcomeKind.UNAVAILABLE: ErrorCode.SERVICE_UNAVAILABLE,
     OutcomeKind.MODEL_LOAD_FAILED: ErrorCode.MODEL_LOAD_FAILED,
+    OutcomeKind.BAD_ANSWER: ErrorCode.INTERNAL_ERROR,
     OutcomeKind.SERVER_ERROR: ErrorCode.INTERNAL_ERROR,
     OutcomeKind.PERMANENT: ErrorCode.INVALID_REQUEST,
 }
@@ -73,14 +91,19 @@ class AttemptResult:
 
     ``transport_error`` names a failure that left no HTTP answer. The shell uses this
     vocabulary: ``connect``, ``connect_timeout``, ``read_timeout``, ``write_timeout``,
-    ``pool_timeout``, ``reset``, ``closed``, ``protocol``; unknown names count as
-    unreachable (``timeout`` in the name counts as a timeout).
+    ``pool_timeout``, ``deadline_timeout`` (no whole answer within the attempt's time: a
+    pod that trickles), ``reset``, ``closed``, ``protocol``, ``answer_too_large``;
+    unknown names count as unreachable (``timeout`` in the name counts as a timeout).
+    ``body_text`` is the text of an error answer; ``body`` and ``content_type`` are
+    those of a 2xx answer, checked against the requested format (``answers.py``).
     """
 
     status: int | None = None
     error_code_header: str | None = None
     body_text: str = ""
     transport_error: str | None = None
+    content_type: str = ""
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -102,15 +125,47 @@ class Outcome:
         """True when another attempt could succeed."""
         return self.kind not in (OutcomeKind.OK, OutcomeKind.PERMANENT, OutcomeKind.CANCELLED)
 
+    @property
+    def capacity(self) -> bool:
+        """True when the pod refused only for want of room (see the module docstring)."""
+        return self.kind in CAPACITY_KINDS
+
+
+# Refusals that say "not so many at once", not "this pod is broken".
+CAPACITY_KINDS = frozenset({OutcomeKind.OOM, OutcomeKind.BUSY})
+
+
+class PodVerdict(StrEnum):
+    """What one attempt says about the pod that ran it."""
+
+    ALIVE = "alive"  # a transcript, or a verdict on the user's input: the pod works
+    FAULT = "fault"  # the pod failed the request: another pod may not
+    NEUTRAL = "neutral"  # nothing: a cancellation, or a refusal for want of room
+
+
+def pod_verdict(outcome: Outcome, *, budget_at_floor: bool) -> PodVerdict:
+    """The verdict on the pod, given whether its budget was at its floor at grant time.
+
+    A capacity refusal is the router's doing (it asked too much at once) while the budget
+    can still shrink; once the pod held no more than its floor, it is the pod's.
+    """
+    if outcome.kind in (OutcomeKind.OK, OutcomeKind.PERMANENT):
+        return PodVerdict.ALIVE
+    if outcome.kind is OutcomeKind.CANCELLED:
+        return PodVerdict.NEUTRAL
+    if outcome.capacity and not budget_at_floor:
+        return PodVerdict.NEUTRAL
+    return PodVerdict.FAULT
+
 
 # Codes our worker (or another asrpool router) may send, and what each means here.
 _CODE_KIND: dict[ErrorCode, OutcomeKind] = {
     ErrorCode.GPU_OOM: OutcomeKind.OOM,
     ErrorCode.MODEL_LOAD_FAILED: OutcomeKind.MODEL_LOAD_FAILED,
-    ErrorCode.SERVICE_UNAVAILABLE: OutcomeKind.OVERLOADED,
-    ErrorCode.QUEUE_FULL: OutcomeKind.OVERLOADED,
+    ErrorCode.SERVICE_UNAVAILABLE: OutcomeKind.UNAVAILABLE,
+    ErrorCode.QUEUE_FULL: OutcomeKind.BUSY,
     # The worker's own queue timed out: it is busy, another pod may not be.
-    ErrorCode.QUEUE_TIMEOUT: OutcomeKind.OVERLOADED,
+    ErrorCode.QUEUE_TIMEOUT: OutcomeKind.BUSY,
     ErrorCode.TIMEOUT: OutcomeKind.TIMEOUT,
     ErrorCode.INTERNAL_ERROR: OutcomeKind.SERVER_ERROR,
     ErrorCode.INVALID_AUDIO: OutcomeKind.PERMANENT,
@@ -143,8 +198,12 @@ _BAD_AUDIO_TEXT = re.compile(
 )
 
 
-def classify(result: AttemptResult) -> Outcome:
-    """The outcome of one attempt (see the module docstring for the rules)."""
+def classify(result: AttemptResult, response_format: str | None = None) -> Outcome:
+    """The outcome of one attempt (see the module docstring for the rules).
+
+    With ``response_format`` (what the client asked for), a 2xx answer must be a
+    transcription in that format; without it, any 2xx is taken as one.
+    """
     if result.transport_error is not None:
         return Outcome.of(_transport_kind(result.transport_error))
     status = result.status
@@ -152,6 +211,10 @@ def classify(result: AttemptResult) -> Outcome:
         # No answer and no named failure: treat as the pod having gone away.
         return Outcome.of(OutcomeKind.UNREACHABLE)
     if 200 <= status < 300:
+        if response_format is not None and answer_problem(
+            response_format, result.content_type, result.body
+        ):
+            return Outcome.of(OutcomeKind.BAD_ANSWER)
         return Outcome.of(OutcomeKind.OK)
 
     code = _code_from_header(result.error_code_header) or _code_from_body(result.body_text)
@@ -176,6 +239,8 @@ def _kind_of_new_code(code: ErrorCode) -> OutcomeKind:
 
 def _transport_kind(name: str) -> OutcomeKind:
     name = name.lower()
+    if name == "answer_too_large":
+        return OutcomeKind.BAD_ANSWER
     if name.startswith("connect"):
         # Nothing reached the worker, even on a connect timeout: the pod is unreachable.
         return OutcomeKind.UNREACHABLE
@@ -212,8 +277,10 @@ def _from_status(status: int, text: str) -> Outcome:
         return Outcome.of(OutcomeKind.PERMANENT, ErrorCode.INVALID_AUDIO)
     if status in (408, 504):
         return Outcome.of(OutcomeKind.TIMEOUT)
-    if status in (429, 503):
-        return Outcome.of(OutcomeKind.OVERLOADED)
+    if status == 429:
+        return Outcome.of(OutcomeKind.BUSY)
+    if status == 503:
+        return Outcome.of(OutcomeKind.UNAVAILABLE)
     if status == 502:
         # A proxy in front of the worker could not reach it.
         return Outcome.of(OutcomeKind.UNREACHABLE)

@@ -50,14 +50,18 @@ def pool_policy(spec: dict[str, Any]) -> PoolPolicy:
     """The router's knobs from an ASRPool spec; absent fields keep the router's defaults."""
     concurrency = spec.get("concurrency") or {}
     retry = spec.get("retry") or {}
-    defaults = PoolPolicy()
+    ejection = retry.get("ejection") or {}
+    d = PoolPolicy()
     return PoolPolicy(
-        per_pod=int(concurrency.get("perPod", defaults.per_pod)),
-        max_queue=int(concurrency.get("maxQueue", defaults.max_queue)),
-        queue_timeout_s=float(concurrency.get("queueTimeoutSeconds", defaults.queue_timeout_s)),
-        max_attempts=int(retry.get("maxAttempts", defaults.max_attempts)),
-        backoff_base_s=float(retry.get("backoffBaseSeconds", defaults.backoff_base_s)),
-        backoff_cap_s=float(retry.get("backoffCapSeconds", defaults.backoff_cap_s)),
+        per_pod=int(concurrency.get("perPod", d.per_pod)),
+        max_queue=int(concurrency.get("maxQueue", d.max_queue)),
+        queue_timeout_s=float(concurrency.get("queueTimeoutSeconds", d.queue_timeout_s)),
+        request_timeout_s=float(retry.get("requestTimeoutSeconds", d.request_timeout_s)),
+        max_attempts=int(retry.get("maxAttempts", d.max_attempts)),
+        breaker_failures=int(ejection.get("consecutiveFailures", d.breaker_failures)),
+        breaker_cooldown_s=float(ejection.get("baseEjectionSeconds", d.breaker_cooldown_s)),
+        breaker_max_cooldown_s=float(ejection.get("maxEjectionSeconds", d.breaker_max_cooldown_s)),
+        max_ejection_percent=float(ejection.get("maxEjectionPercent", d.max_ejection_percent)),
     )
 
 

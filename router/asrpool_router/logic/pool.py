@@ -7,15 +7,17 @@ exactly once with ``release``, whatever happened (success, error, timeout, disco
 cancellation); a freed slot goes straight to the waiting tickets in priority order, and
 the grants come back to the shell as ``list[Granted]`` to deliver to their waiters.
 
-Shell loop, in short::
+A request keeps its ticket from arrival to answer, across attempts. Shell loop, in short::
 
-    r = pool.submit(audio_seconds=a, priority=p, now=now, exclude=tried)
-    # Queued: wait for the ticket in a Granted from release/upsert_pod/cancel/poll,
-    #         or for expire() to report it (answer queue_timeout).
-    # Granted: send to slot.url, then
-    outcome = classify(attempt_result)
-    deliver(pool.release(r.slot, outcome, now))
-    decision = pool.retry_decision(outcome, attempt=n, pod_id=r.slot.pod_id, tried=tried)
+    r = pool.submit(audio_seconds=a, priority=p, now=now)
+    # Queued: wait for the ticket in a Granted from release/retry/upsert_pod/cancel/poll,
+    #         or for expire() to report it (answer its code).
+    # Granted: send to slot.url (for at most the time left before slot.deadline), then
+    outcome = classify(attempt_result, response_format)
+    if outcome is OK:  deliver(pool.release(r.slot, outcome, now))
+    else:              verdict, grants = pool.retry(r.slot, outcome, now)
+                       # Again(ticket): wait for the ticket again (its grant may be in
+                       # grants already); GiveUp: answer verdict.code. Then deliver(grants).
 
 Timers: call ``expire(now)`` at ``next_deadline()``, and ``poll(now)`` at
 ``next_wakeup()``. ``poll`` matters when pods were ejected by their breaker: the end of
@@ -24,13 +26,22 @@ health-check ``upsert_pod``) hands it to waiting tickets.
 
 Policies, documented choices:
 
+* A failed attempt is retried only on pods that have not failed this request, waiting in
+  the queue for one with room (``retry.py``); it gives up when every pod the pool offers
+  has failed it or its deadline (queue timeout + request timeout) has passed.
+* A pod that keeps failing is ejected for a cool-down, never more than
+  ``max_ejection_percent`` of the pool and never its last pod in rotation
+  (``breaker.py``); a refusal for want of room cuts its budget instead (``budget.py``).
+
 * No pod at all, or none ready / all ejected: ``submit`` still queues, because pods come
   back (a rollout, a restart, a cool-down ending) well within the queue timeout. Only a
   full queue rejects: ``queue_full`` with a Retry-After estimate (``retry_after.py``), or
   ``service_unavailable`` (no Retry-After) when no pod could take work anyway.
 * A removed pod with slots in flight lingers until drained (``pods.py``), so ``release``
   always finds it and ``in_flight()`` equals the slots the shell holds.
-* ``release`` of a slot that is not held (released twice) is a no-op returning ``[]``.
+* ``release`` of a slot that is not held (released twice) is a no-op returning ``[]``;
+  slots of a request's successive attempts differ (``Slot.attempt``), so an old slot
+  never releases a newer one.
 * A ticket past its deadline is never granted, only reported by ``expire``; a ticket
   cancelled after it was granted is not waiting any more: its slot must be released.
 * Priority is strict: a grant never goes to a ticket while an earlier one (higher class,
@@ -46,18 +57,22 @@ from typing import Any
 
 from asrpool.wire import ErrorCode
 
-from .breaker import BreakerPolicy
+from .breaker import BreakerPolicy, ejection_allowed
 from .budget import BudgetPolicy
-from .errors import Outcome, OutcomeKind
+from .errors import Outcome, OutcomeKind, PodVerdict, pod_verdict
 from .pods import PodState, PodStore
 from .queueing import Waiter, WaitQueue
 from .request import Priority, Request
-from .retry import RetryDecision, RetryPolicy, decide
+from .retry import GiveUp, GiveUpReason, Requeue, RetryPolicy, decide
 from .retry_after import HoldTime, retry_after_s
 from .rng import Rng, SeededRng
 from .scheduler import Scheduler, default_scheduler
 
 __all__ = [
+    "Again",
+    "Expired",
+    "GiveUp",
+    "GiveUpReason",
     "Granted",
     "Pool",
     "PoolPolicy",
@@ -74,14 +89,20 @@ class PoolPolicy:
 
     per_pod: int = 2
     max_queue: int = 64
-    queue_timeout_s: float = 60.0
-    max_attempts: int = 4
-    backoff_base_s: float = 0.2
-    backoff_cap_s: float = 5.0
-    # Circuit breaker: consecutive pod faults before ejection, and the cool-downs.
+    queue_timeout_s: float = 120.0
+    # One attempt's longest run; with the queue timeout it makes a request's deadline.
+    request_timeout_s: float = 300.0
+    # While no pod of the pool is ready (scaled to zero, pods still loading) a new request
+    # waits up to this long instead of the queue timeout; 0: no special wait.
+    cold_start_timeout_s: float = 0.0
+    # A cap on attempts per request; 0: none (every pod failed it, or its deadline passed).
+    max_attempts: int = 0
+    # Outlier ejection: consecutive faults before ejection, the cool-downs, the share of
+    # the pool's pods that may be out at once.
     breaker_failures: int = 3
     breaker_cooldown_s: float = 5.0
     breaker_max_cooldown_s: float = 120.0
+    max_ejection_percent: float = 50.0
     # Adaptive budget: the floor after OOMs, the cut factor, successes before +1.
     budget_floor: int = 1
     budget_decrease_factor: float = 0.5
@@ -96,6 +117,12 @@ class PoolPolicy:
             raise ValueError("max_queue must not be negative")
         if not self.queue_timeout_s > 0:
             raise ValueError("queue_timeout_s must be positive")
+        if not self.request_timeout_s > 0:
+            raise ValueError("request_timeout_s must be positive")
+        if not self.cold_start_timeout_s >= 0:
+            raise ValueError("cold_start_timeout_s must not be negative")
+        if not 0 <= self.max_ejection_percent <= 100:
+            raise ValueError("max_ejection_percent must be between 0 and 100")
         if self.initial_hold_s < 0:
             raise ValueError("initial_hold_s must not be negative")
         # The sub-policies validate the rest.
@@ -119,21 +146,23 @@ class PoolPolicy:
         )
 
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=self.max_attempts,
-            backoff_base_s=self.backoff_base_s,
-            backoff_cap_s=self.backoff_cap_s,
-        )
+        return RetryPolicy(max_attempts=self.max_attempts)
 
 
 @dataclass(frozen=True)
 class Slot:
-    """One granted slot on one pod; release it exactly once."""
+    """One granted slot on one pod; release it exactly once.
+
+    ``attempt`` counts the request's attempts (1 for the first); ``deadline`` is when
+    the whole request must be answered, so the shell bounds the attempt by it.
+    """
 
     ticket: int
     pod_id: str
     url: str
     audio_seconds: float
+    attempt: int = 1
+    deadline: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -159,11 +188,43 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class Again:
+    """After a failed attempt the request waits again as ``ticket`` (same place)."""
+
+    ticket: int
+    # The failed pod is out for this request (a fault), not only short of room.
+    failed_over: bool
+
+
+@dataclass(frozen=True)
+class Expired:
+    """A waiting ticket's deadline passed: answer ``code``."""
+
+    ticket: int
+    code: ErrorCode
+    attempts: int
+
+
+@dataclass
+class _Request:
+    """One client request, from arrival to answer (across attempts)."""
+
+    audio_seconds: float
+    priority: Priority
+    exclude: frozenset[str]
+    deadline: float
+    attempts: int = 0
+    failed_on: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
 class _Held:
     slot: Slot
     granted_at: float
     # The pod's budget epoch at grant time (see AdaptiveBudget.on_oom).
     budget_epoch: int
+    # The pod held no more than its budget's floor: a refusal now is the pod's fault.
+    at_floor: bool
 
 
 @dataclass
@@ -175,7 +236,10 @@ class _Counters:
     rejected: int = 0
     expired: int = 0
     cancelled: int = 0
+    requeued: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    gave_up: dict[str, int] = field(default_factory=dict)
+    ejections: dict[str, int] = field(default_factory=dict)
 
 
 class Pool:
@@ -195,6 +259,8 @@ class Pool:
         self._store = PodStore(policy.budget_policy(), policy.breaker_policy())
         self._queue = WaitQueue(policy.max_queue)
         self._held: dict[int, _Held] = {}
+        # Every request not yet answered, waiting or holding a slot, by ticket.
+        self._requests: dict[int, _Request] = {}
         self._last_ticket = 0
         # The latest ``now`` seen, for calls that take no time (upsert_pod, cancel, snapshot).
         self._clock = -math.inf
@@ -229,6 +295,7 @@ class Pool:
         self._store.breaker_policy = policy.breaker_policy()
         for pod in self._store:
             pod.budget.repolicy(policy.budget_policy())
+            pod.breaker.policy = policy.breaker_policy()
         self._queue.capacity = policy.max_queue
         return self._dispatch(now)
 
@@ -251,54 +318,115 @@ class Pool:
             raise ValueError("audio_seconds must be a finite number >= 0")
         now = self._tick(now)
         request = Request(audio_seconds, Priority(priority), frozenset(exclude))
+        wait_s = self.policy.queue_timeout_s
+        if self.policy.cold_start_timeout_s and not any(p.schedulable for p in self._store):
+            # No pod is ready yet (a pool at zero, pods loading): wait for one to come up.
+            wait_s = max(wait_s, self.policy.cold_start_timeout_s)
+        record = _Request(
+            audio_seconds,
+            request.priority,
+            request.exclude,
+            deadline=now + wait_s + self.policy.request_timeout_s,
+        )
         if not self._earlier_waiter_can_go(request, now):
             pod = self._pick(request, now)
             if pod is not None:
-                return Granted(self._grant(pod, self._new_ticket(), request, now))
+                ticket = self._new_ticket()
+                self._requests[ticket] = record
+                return Granted(self._grant(pod, ticket, now))
         if self._queue.full:
             self.counters.rejected += 1
             if self._capacity(now) == 0:
                 return Rejected(ErrorCode.SERVICE_UNAVAILABLE, None)
             return Rejected(ErrorCode.QUEUE_FULL, self.retry_after(now))
         ticket = self._new_ticket()
-        self._queue.push(
-            Waiter(ticket, request, enqueued_at=now, deadline=now + self.policy.queue_timeout_s)
-        )
+        self._requests[ticket] = record
+        self._queue.push(Waiter(ticket, request, enqueued_at=now, deadline=now + wait_s))
         self.counters.queued += 1
         return Queued(ticket)
 
     def release(self, slot: Slot, outcome: OutcomeKind | Outcome, now: float) -> list[Granted]:
-        """Give ``slot`` back, learn from ``outcome``, hand the room to waiting tickets."""
+        """The request is done with ``slot`` (answered, or its client went away).
+
+        Learns from ``outcome``, forgets the request and hands the room to waiting tickets.
+        """
         now = self._tick(now)
-        kind = outcome.kind if isinstance(outcome, Outcome) else OutcomeKind(outcome)
-        held = self._held.pop(slot.ticket, None)
-        if held is None:
+        outcome = outcome if isinstance(outcome, Outcome) else Outcome.of(OutcomeKind(outcome))
+        held = self._held.get(slot.ticket)
+        if held is None or held.slot != slot:
             return []
-        self.counters.outcomes[kind.value] = self.counters.outcomes.get(kind.value, 0) + 1
-        pod = self._store.get(held.slot.pod_id)
-        if pod is not None:
-            pod.release(held.slot.audio_seconds)
-            if kind is OutcomeKind.OOM:
-                pod.budget.on_oom(held.budget_epoch)
-            elif kind is OutcomeKind.OK:
-                pod.budget.on_success()
-            pod.breaker.on_result(held.slot.ticket, kind, now)
-            self._store.forget_if_drained(pod.id)
-        if kind is not OutcomeKind.CANCELLED:
-            self._hold_time.observe(now - held.granted_at)
+        self._learn(held, outcome, now)
+        self._requests.pop(slot.ticket, None)
         return self._dispatch(now)
+
+    def retry(
+        self, slot: Slot, outcome: Outcome, now: float
+    ) -> tuple[Again | GiveUp, list[Granted]]:
+        """An attempt failed: give ``slot`` back, learn, and decide what the request does.
+
+        ``Again``: the request waits again under its ticket, in its old place; its grant
+        may already be among the returned grants. ``GiveUp``: answer ``code`` (the
+        request is forgotten). Either way, deliver the grants.
+        """
+        if outcome.kind in (OutcomeKind.OK, OutcomeKind.CANCELLED):
+            raise ValueError(f"retry after {outcome.kind.value!r}: use release()")
+        now = self._tick(now)
+        held = self._held.get(slot.ticket)
+        record = self._requests.get(slot.ticket)
+        if held is None or held.slot != slot or record is None:
+            raise ValueError(f"slot {slot} is not held")
+        verdict = self._learn(held, outcome, now)
+        record.attempts += 1
+        if verdict is PodVerdict.FAULT:
+            record.failed_on.add(slot.pod_id)
+        decision = decide(
+            outcome,
+            attempts=record.attempts,
+            failed_on=frozenset(record.failed_on),
+            in_rotation=frozenset(p.id for p in self._store if p.schedulable),
+            now=now,
+            deadline=record.deadline,
+            queue_timeout_s=self.policy.queue_timeout_s,
+            policy=self.policy.retry_policy(),
+        )
+        if isinstance(decision, GiveUp):
+            del self._requests[slot.ticket]
+            reason = decision.reason.value
+            self.counters.gave_up[reason] = self.counters.gave_up.get(reason, 0) + 1
+            return decision, self._dispatch(now)
+        assert isinstance(decision, Requeue)
+        self.counters.requeued += 1
+        request = Request(record.audio_seconds, record.priority, record.exclude | decision.exclude)
+        self._queue.push(
+            Waiter(slot.ticket, request, enqueued_at=now, deadline=decision.deadline),
+            admitted=True,
+        )
+        return Again(slot.ticket, verdict is PodVerdict.FAULT), self._dispatch(now)
 
     def cancel(self, ticket: int, now: float | None = None) -> list[Granted]:
         """A waiting ticket's client went away. No-op if unknown or already granted."""
         now = self._tick(now)
         if self._queue.remove(ticket) is not None:
             self.counters.cancelled += 1
+            self._requests.pop(ticket, None)
         return self._dispatch(now)
 
-    def expire(self, now: float) -> list[int]:
-        """Remove and return the waiting tickets whose deadline has passed."""
+    def expire(self, now: float) -> list[Expired]:
+        """Remove and report the waiting tickets whose deadline has passed.
+
+        Waiting while no pod could serve at all is an outage, not a busy pool: those
+        tickets get ``service_unavailable``, the others ``queue_timeout``.
+        """
         now = self._tick(now)
-        expired = [w.ticket for w in self._queue.expire(now)]
+        waiters = self._queue.expire(now)
+        if not waiters:
+            return []
+        outage = self._capacity(now) == 0
+        code = ErrorCode.SERVICE_UNAVAILABLE if outage else ErrorCode.QUEUE_TIMEOUT
+        expired = []
+        for w in waiters:
+            record = self._requests.pop(w.ticket, None)
+            expired.append(Expired(w.ticket, code, record.attempts if record else 0))
         self.counters.expired += len(expired)
         return expired
 
@@ -319,35 +447,6 @@ class Pool:
             times.extend(t for pod in self._store if (t := pod.breaker.wakes_at()) is not None)
         return min(times, default=None)
 
-    def has_free_slot(
-        self, exclude: frozenset[str] = frozenset(), now: float | None = None
-    ) -> bool:
-        """Could a request avoiding ``exclude`` get a slot right now?"""
-        now = self._tick(now)
-        request = Request(0.0, Priority.INTERACTIVE, frozenset(exclude))
-        return bool(self.scheduler.candidates(self._takers(now), request, now))
-
-    def retry_decision(
-        self,
-        outcome: Outcome,
-        *,
-        attempt: int,
-        pod_id: str,
-        tried: frozenset[str] = frozenset(),
-        now: float | None = None,
-        time_left_s: float | None = None,
-    ) -> RetryDecision:
-        """``retry.decide`` with this pool's policy, rng and room (call after ``release``)."""
-        return decide(
-            outcome,
-            attempt=attempt,
-            pod_id=pod_id,
-            other_pod_has_room=self.has_free_slot(tried | {pod_id}, now),
-            policy=self.policy.retry_policy(),
-            rng=self.rng,
-            time_left_s=time_left_s,
-        )
-
     def retry_after(self, now: float | None = None) -> float:
         """Seconds a client turned away now should wait (see ``retry_after.py``)."""
         now = self._tick(now)
@@ -366,6 +465,10 @@ class Pool:
 
     def queue_depth(self) -> int:
         return len(self._queue)
+
+    def open_requests(self) -> int:
+        """Requests not yet answered (waiting or holding a slot)."""
+        return len(self._requests)
 
     def waiting(self) -> list[int]:
         """Waiting tickets in service order."""
@@ -391,6 +494,10 @@ class Pool:
                 "in_flight_audio_seconds": p.in_flight_audio_seconds,
                 "ejected": p.breaker.ejected,
                 "breaker": p.breaker.state.value,
+                "ejection_reason": p.breaker.reason if p.breaker.ejected else "",
+                "ejected_for_s": max(0.0, p.breaker.open_until - now) if p.breaker.ejected else 0.0,
+                "ejections": p.breaker.ejections,
+                "consecutive_failures": p.breaker.failures,
                 "accepting": p.takes_work(now),
             }
             for p in self._store
@@ -413,7 +520,10 @@ class Pool:
                 "rejected": self.counters.rejected,
                 "expired": self.counters.expired,
                 "cancelled": self.counters.cancelled,
+                "requeued": self.counters.requeued,
                 "outcomes": dict(self.counters.outcomes),
+                "gave_up": dict(self.counters.gave_up),
+                "ejections": dict(self.counters.ejections),
             },
         }
 
@@ -448,13 +558,53 @@ class Pool:
             return None
         return pod
 
-    def _grant(self, pod: PodState, ticket: int, request: Request, now: float) -> Slot:
-        slot = Slot(ticket, pod.id, pod.url, request.audio_seconds)
-        pod.acquire(request.audio_seconds)
+    def _grant(self, pod: PodState, ticket: int, now: float) -> Slot:
+        record = self._requests[ticket]
+        slot = Slot(
+            ticket,
+            pod.id,
+            pod.url,
+            record.audio_seconds,
+            attempt=record.attempts + 1,
+            deadline=record.deadline,
+        )
+        at_floor = pod.budget.capacity <= pod.budget.policy.floor
+        pod.acquire(record.audio_seconds)
         pod.breaker.on_grant(ticket, now)
-        self._held[ticket] = _Held(slot, now, pod.budget.epoch)
+        self._held[ticket] = _Held(slot, now, pod.budget.epoch, at_floor)
         self.counters.granted += 1
         return slot
+
+    def _learn(self, held: _Held, outcome: Outcome, now: float) -> PodVerdict:
+        """Give the slot back and let the pod's budget and breaker learn from the outcome."""
+        slot = held.slot
+        del self._held[slot.ticket]
+        kind = outcome.kind
+        self.counters.outcomes[kind.value] = self.counters.outcomes.get(kind.value, 0) + 1
+        verdict = pod_verdict(outcome, budget_at_floor=held.at_floor)
+        pod = self._store.get(slot.pod_id)
+        if pod is not None:
+            pod.release(slot.audio_seconds)
+            if outcome.capacity:
+                pod.budget.on_oom(held.budget_epoch)
+            elif kind is OutcomeKind.OK:
+                pod.budget.on_success()
+            if pod.breaker.on_result(slot.ticket, verdict, now, kind.value) and self._may_eject(
+                pod
+            ):
+                pod.breaker.eject(now, kind.value)
+                self.counters.ejections[kind.value] = self.counters.ejections.get(kind.value, 0) + 1
+            self._store.forget_if_drained(pod.id)
+        if kind is not OutcomeKind.CANCELLED:
+            self._hold_time.observe(now - held.granted_at)
+        return verdict
+
+    def _may_eject(self, pod: PodState) -> bool:
+        if not pod.schedulable:
+            return True  # out of rotation already: ejecting it takes nothing away
+        in_rotation = [p for p in self._store if p.schedulable]
+        ejected = sum(1 for p in in_rotation if p.breaker.ejected)
+        return ejection_allowed(len(in_rotation), ejected, self.policy.max_ejection_percent)
 
     def _earlier_waiter_can_go(self, request: Request, now: float) -> bool:
         """Would a new request jump ahead of a waiting ticket that could be served?
@@ -489,5 +639,5 @@ class Pool:
             if pod is None:
                 continue  # this ticket cannot use the free pods; later ones may
             self._queue.remove(waiter.ticket)
-            grants.append(Granted(self._grant(pod, waiter.ticket, waiter.request, now)))
+            grants.append(Granted(self._grant(pod, waiter.ticket, now)))
         return grants

@@ -1,9 +1,12 @@
 """The bounded priority wait queue of one pool.
 
 Requests that find no free slot wait here as tickets. Order: realtime before interactive
-before batch, first come first served within a class. The queue holds at most
-``capacity`` tickets (``Pool`` rejects beyond that) and every ticket has a deadline,
-after which ``expire`` hands it back so the shell can answer ``queue_timeout``.
+before batch, first come first served within a class (by ticket number, which the pool
+hands out in arrival order: a request that failed on one pod and comes back keeps its
+place). The queue holds at most ``capacity`` new tickets (``Pool`` rejects beyond that;
+a request coming back after a failed attempt was admitted already and is never refused)
+and every ticket has a deadline, after which ``expire`` hands it back so the shell can
+answer ``queue_timeout``.
 
 ``Pool`` is the only caller; it walks ``in_order()`` to hand freed slots out.
 """
@@ -53,11 +56,21 @@ class WaitQueue:
     def full(self) -> bool:
         return len(self._where) >= self.capacity
 
-    def push(self, waiter: Waiter) -> bool:
-        """Enqueue; False (and nothing changed) when full or the ticket is already here."""
-        if self.full or waiter.ticket in self._where:
+    def push(self, waiter: Waiter, *, admitted: bool = False) -> bool:
+        """Enqueue in ticket order; False (nothing changed) when full or already here.
+
+        ``admitted``: the request was let in before (it comes back after a failed
+        attempt), so the bound does not apply to it.
+        """
+        if (self.full and not admitted) or waiter.ticket in self._where:
             return False
-        self._classes[waiter.priority][waiter.ticket] = waiter
+        same_class = self._classes[waiter.priority]
+        if same_class and next(reversed(same_class)) > waiter.ticket:
+            # A returning ticket goes back to its place; rare, so rebuilding is fine.
+            merged = sorted([*same_class.values(), waiter], key=lambda w: w.ticket)
+            self._classes[waiter.priority] = {w.ticket: w for w in merged}
+        else:
+            same_class[waiter.ticket] = waiter
         self._where[waiter.ticket] = waiter.priority
         heapq.heappush(self._deadlines, (waiter.deadline, waiter.ticket))
         return True
@@ -71,7 +84,7 @@ class WaitQueue:
         # Without this, a busy queue whose tickets are mostly granted early would keep
         # their heap entries until each deadline passes.
         if len(self._deadlines) > 2 * len(self._where) + 32:
-            self._deadlines = [(d, t) for d, t in self._deadlines if t in self._where]
+            self._deadlines = [(d, t) for d, t in self._deadlines if self._live(d, t)]
             heapq.heapify(self._deadlines)
         return waiter
 
@@ -99,6 +112,12 @@ class WaitQueue:
             if waiter is not None:
                 expired.append(waiter)
 
+    def _live(self, deadline: float, ticket: int) -> bool:
+        # A ticket that left and came back (a retry) has a new deadline: its old entry is
+        # stale although the ticket is here.
+        priority = self._where.get(ticket)
+        return priority is not None and self._classes[priority][ticket].deadline == deadline
+
     def _drop_stale_heads(self) -> None:
-        while self._deadlines and self._deadlines[0][1] not in self._where:
+        while self._deadlines and not self._live(*self._deadlines[0]):
             heapq.heappop(self._deadlines)

@@ -21,6 +21,7 @@ import numpy as np
 
 from .chunking import ChunkingPolicy
 from .pcm import ACCEPTED_RATES, BadAudio, decode_base64_pcm16
+from .session_slots import SessionCap
 from .vad import VadPolicy
 
 # One append may carry at most this much decoded audio (OpenAI allows 15 MiB of base64).
@@ -251,6 +252,34 @@ def error_event(
             "event_id": event_id,
         },
     }
+
+
+# WebSocket close code 1013 "Try Again Later" (RFC 6455 registry): a cap, not a fault.
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+def session_limit_error(cap: SessionCap, allowed: int) -> dict[str, Any]:
+    """The ``error`` event of a session refused by a cap (the socket closes with 1013)."""
+    if cap is SessionCap.PER_KEY:
+        message = (
+            f"This API key already has {allowed} live sessions open, the most allowed. "
+            "Close one of them, or retry later."
+        )
+    else:
+        message = (
+            f"The server already runs {allowed} live sessions, the most it allows. "
+            "Close another session, or retry later."
+        )
+    return error_event("session_limit_reached", message, error_type="rate_limit_error")
+
+
+def idle_timeout_error(seconds: float) -> dict[str, Any]:
+    """The ``error`` event of a session closed for silence (the socket closes with 1000)."""
+    return error_event(
+        "session_idle_timeout",
+        f"No message arrived for {seconds:g} s, so the session was closed. "
+        "Open a new session to go on; send audio (or silence) to keep one open.",
+    )
 
 
 def session_event(kind: str, config: SessionConfig, session_id: str) -> dict[str, Any]:
