@@ -48,6 +48,13 @@ def add_worker_options(p: argparse.ArgumentParser) -> None:
         help="decodes the engine runs at once (default: 2)",
     )
     g.add_argument(
+        "--slots",
+        type=int,
+        default=env_int("ASRPOOL_SLOTS", 0),
+        help="requests taken at once from all routers; more get 503 worker_busy at once "
+        "(default: --num-workers)",
+    )
+    g.add_argument(
         "--memory-budget-mb",
         type=float,
         default=env_float("ASRPOOL_MEMORY_BUDGET_MB", 0.0),
@@ -108,6 +115,7 @@ def worker_settings(args: argparse.Namespace, *, host: str, port: int) -> Worker
         compute_type=args.compute_type,
         cpu_threads=args.cpu_threads,
         num_workers=args.num_workers,
+        slots=args.slots,
         memory_budget_mb=args.memory_budget_mb,
         memory_per_request_mb=args.memory_per_request_mb,
         memory_per_audio_second_mb=args.memory_per_audio_second_mb,

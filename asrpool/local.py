@@ -37,6 +37,7 @@ _WORKER_FLAGS = {
     "device": "--device",
     "compute_type": "--compute-type",
     "num_workers": "--num-workers",
+    "slots": "--slots",
     "memory_budget_mb": "--memory-budget-mb",
     "memory_per_request_mb": "--memory-per-request-mb",
     "memory_per_audio_second_mb": "--memory-per-audio-second-mb",

@@ -20,6 +20,11 @@ from typing import Any
 
 # Header the worker sets on answers so the router can classify without parsing text.
 ERROR_CODE_HEADER = "x-asrpool-error-code"
+# Headers the worker sets on every answer: its own slot count and how many of them are in
+# use once this answer is sent (all routers' requests), so a fleet of routers converges on
+# what each pod really has free.
+SLOTS_HEADER = "x-asrpool-slots"
+IN_FLIGHT_HEADER = "x-asrpool-in-flight"
 
 
 class ErrorCode(StrEnum):
@@ -37,6 +42,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     INTERNAL_ERROR = "internal_error"
     REQUEST_TIMEOUT = "request_timeout"
+    # A worker whose slots are all taken (by any router's requests): not a failure.
+    WORKER_BUSY = "worker_busy"
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,14 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         transient=True,
     ),
     # The client's own connection was too slow: another pod would not help, so not transient.
+    ErrorCode.WORKER_BUSY: ErrorSpec(
+        503,
+        _SERVER,
+        "This speech server is busy with other requests; another one can take this request. "
+        "Try again shortly.",
+        "该语音服务器正忙于处理其他请求，请稍后重试，其他服务器可以处理此请求。",
+        transient=True,
+    ),
     ErrorCode.REQUEST_TIMEOUT: ErrorSpec(
         408,
         _INVALID,

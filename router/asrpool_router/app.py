@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -39,7 +38,7 @@ from .metrics import RouterMetrics
 from .pools import PoolRegistry
 from .realtime import RealtimeSession, SessionLimits
 from .settings import RouterSettings
-from .transport import BufferedUpload
+from .transport import BufferedUpload, PodTransport
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +69,8 @@ class RouterState:
         self.rng = random.Random()
         self.pools = PoolRegistry(lambda model: policy_from(settings), self.metrics, self.rng)
         self.metrics.watch_pools(lambda: [r.pool.snapshot() for r in self.pools.runners()])
-        # Pods get many concurrent requests; keep connections to them alive and reused.
-        # Idle connections are dropped before the 5 s keep-alive of uvicorn-based servers
-        # (ours sets more): reusing one the server is closing fails the attempt.
-        self.client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=None, max_keepalive_connections=64, keepalive_expiry=4.0
-            )
-        )
+        # Pods get many concurrent requests; connections to them are kept alive and reused.
+        self.transport = PodTransport()
         self.discovery: StaticDiscovery | KubeDiscovery
         if settings.kubernetes:
             config = load_kube_config()
@@ -86,7 +79,7 @@ class RouterState:
             )
         else:
             self.discovery = StaticDiscovery(
-                settings.backends, self.pools, self.client, settings.health_interval_s
+                settings.backends, self.pools, self.transport, settings.health_interval_s
             )
         self.timeouts = Timeouts(settings.attempt_timeout_base_s, settings.request_timeout_s)
         self.session_limits = SessionLimits(idle_timeout_s=settings.session_idle_timeout_s)
@@ -100,10 +93,11 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.transport.start()
         await state.discovery.start()
         yield
         await state.discovery.stop()
-        await state.client.aclose()
+        await state.transport.close()
 
     app = FastAPI(title="asrpool router", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.router = state
@@ -189,7 +183,7 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
             job.upload.fields.append(("model", runner.model))
             ok = False
             try:
-                answer = await forward(runner, job, state.client, state.timeouts)
+                answer = await forward(runner, job, state.transport, state.timeouts)
                 ok = True
             finally:
                 runner.stats.finished(ok=ok)

@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
-
 from asrpool.wire import ERRORS, AsrpoolError, ErrorCode, parse_error
 
 from .logic.audio_estimate import attempt_timeout_s
@@ -27,7 +25,7 @@ from .logic.pool import Again, GiveUp, GiveUpReason, Granted, Pool, Queued, Reje
 from .logic.request import Priority
 from .logic.stats import RequestStats
 from .metrics import RouterMetrics
-from .transport import Answer, BufferedUpload, send
+from .transport import Answer, BufferedUpload, PodTransport
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +186,7 @@ class Timeouts:
 
 
 async def forward(
-    runner: PoolRunner, job: Job, client: httpx.AsyncClient, timeouts: Timeouts
+    runner: PoolRunner, job: Job, transport: PodTransport, timeouts: Timeouts
 ) -> Answer:
     """The pod's successful answer, or ``AsrpoolError`` with the code the user should see.
 
@@ -206,7 +204,7 @@ async def forward(
                 ),
                 max(1.0, slot.deadline - runner.clock()),
             )
-            answer = await send(client, slot.url, job.path, job.upload, timeout)
+            answer = await transport.send(slot.url, job.path, job.upload, timeout)
             outcome = classify(answer.result, job.response_format)
         except BaseException:
             runner.release(slot, OutcomeKind.CANCELLED)

@@ -351,7 +351,7 @@ class RealtimeSession:
             audio_seconds=samples.size / 16_000,
             priority=Priority.REALTIME,
         )
-        answer = await forward(runner, job, self.state.client, self.state.timeouts)
+        answer = await forward(runner, job, self.state.transport, self.state.timeouts)
         try:
             return str(json.loads(answer.content)["text"]).strip()
         except (ValueError, KeyError, TypeError) as exc:

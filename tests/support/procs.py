@@ -80,9 +80,10 @@ class ServerProcess:
 
 # Two cores on CI: each worker decodes on one thread, one decode at a time.
 LEAN_WORKER = ["--cpu-threads", "1", "--num-workers", "1"]
-# A memory budget that fits the model and one request: a second concurrent decode is refused
-# with gpu_oom, as a full GPU would refuse it (whatever the model's size, below 200 MB).
-ONE_DECODE_FITS = [
+# A memory budget that fits the model and one request (whatever the model's size, below
+# 200 MB). With LEAN_WORKER's one slot the worker takes one request at a time anyway and says
+# worker_busy to a second: what a fleet of routers sharing a pod sees.
+MEMORY_FITS_ONE_DECODE = [
     "--memory-budget-mb",
     "700",
     "--memory-per-request-mb",
@@ -90,6 +91,9 @@ ONE_DECODE_FITS = [
     "--memory-per-audio-second-mb",
     "0",
 ]
+# The same memory, but two slots: a second concurrent decode is taken and then refused with
+# gpu_oom, as a full GPU would refuse it.
+ONE_DECODE_FITS = [*MEMORY_FITS_ONE_DECODE, "--slots", "2"]
 
 
 @contextlib.contextmanager
@@ -129,7 +133,11 @@ def workers(tmp: Path, n: int, *extra: str) -> Iterator[list[ServerProcess]]:
 
 @contextlib.contextmanager
 def router(
-    tmp: Path, backends: list[str], *extra: str, api_keys: tuple[str, ...] = ()
+    tmp: Path,
+    backends: list[str],
+    *extra: str,
+    api_keys: tuple[str, ...] = (),
+    name: str | None = None,
 ) -> Iterator[ServerProcess]:
     """``asrpool router`` in front of ``backends``: ``--no-auth``, or these ``api_keys``."""
     port = free_port()
@@ -141,8 +149,8 @@ def router(
         args.append("--no-auth")
     for url in backends:
         args += ["--backend", url]
-    name = "router-auth.log" if api_keys else "router.log"
-    proc = ServerProcess([*args, *extra], port, tmp / name, env=env)
+    log_name = f"{name or 'router'}{'-auth' if api_keys else ''}.log"
+    proc = ServerProcess([*args, *extra], port, tmp / log_name, env=env)
     try:
         proc.wait_ready()
         yield proc

@@ -23,19 +23,21 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asrpool.http_errors import install_error_handlers
 from asrpool.uploads import read_audio_form, too_large
-from asrpool.wire import AsrpoolError, ErrorCode
+from asrpool.wire import IN_FLIGHT_HEADER, SLOTS_HEADER, AsrpoolError, ErrorCode
 
 from . import audio
 from .engine import WhisperEngine, model_size_mb
 from .formats import FORMATS
 from .guard import MemoryCosts, MemoryGuard
 from .metrics import WorkerMetrics
-from .params import parse_request
+from .params import AudioRequest, parse_request
 from .recovery import DecodeResult, OomRecovery
 from .settings import WorkerSettings
+from .slots import SlotGate
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ class WorkerState:
         )
         # CTranslate2 runs num_workers decodes at once; more threads would only queue inside it.
         self.decode_slots = anyio.CapacityLimiter(max(settings.num_workers, 1))
+        # What all routers together may send at once (see slots.py).
+        self.slots = SlotGate(settings.resolved_slots)
         self.recovery = OomRecovery(settings.oom_recovery_after)
         self.recovery_started = 0.0
         # Held so the task is not garbage-collected mid-reload, and cancelled at shutdown.
@@ -191,6 +195,7 @@ def create_app(
                 task.cancel()
 
     app = FastAPI(title="asrpool worker", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(LoadHeaders, slots=state.slots)
     app.state.worker = state
     install_error_handlers(app)
 
@@ -200,7 +205,11 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        body: dict[str, Any] = {"model": settings.model_name, "memory": state.guard.snapshot()}
+        body: dict[str, Any] = {
+            "model": settings.model_name,
+            "memory": state.guard.snapshot(),
+            "load": {"slots": state.slots.slots, "in_flight": state.slots.in_use},
+        }
         if state.recovery.recovering:
             body["recovery"] = state.recovery.snapshot()
             return JSONResponse({"status": "recovering", **body}, status_code=503)
@@ -262,7 +271,18 @@ async def _transcribe(request: Request, state: WorkerState, task: str) -> Respon
             raise too_large(settings.max_upload_bytes)
     finally:
         await form.close()
+    # After the upload is read (refusing mid-upload would reset the router's connection),
+    # before any work is spent on it.
+    if not state.slots.try_take():
+        state.metrics.busy_rejections.inc()
+        raise AsrpoolError(ErrorCode.WORKER_BUSY)
+    try:
+        return await _decode(state, data, parsed)
+    finally:
+        state.slots.give_back()
 
+
+async def _decode(state: WorkerState, data: bytes, parsed: AudioRequest) -> Response:
     samples = await anyio.to_thread.run_sync(audio.decode, data)
     seconds = audio.duration_seconds(samples)
     # Checked again: recovery may have begun, or replaced the engine, while we read and decoded.
@@ -289,3 +309,28 @@ async def _transcribe(request: Request, state: WorkerState, task: str) -> Respon
     if isinstance(rendered, dict):
         return JSONResponse(rendered)
     return PlainTextResponse(rendered, media_type=fmt.media_type)
+
+
+class LoadHeaders:
+    """ASGI middleware: every answer says the worker's slots and how many are in use."""
+
+    def __init__(self, app: ASGIApp, slots: SlotGate) -> None:
+        self.app = app
+        self.slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_load(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    *message.get("headers", []),
+                    (SLOTS_HEADER.encode(), str(self.slots.slots).encode()),
+                    (IN_FLIGHT_HEADER.encode(), str(self.slots.in_use).encode()),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_load)

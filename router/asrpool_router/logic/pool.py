@@ -60,6 +60,7 @@ from asrpool.wire import ErrorCode
 from .breaker import BreakerPolicy, ejection_allowed
 from .budget import BudgetPolicy
 from .errors import Outcome, OutcomeKind, PodVerdict, pod_verdict
+from .pod_load import PodLoad
 from .pods import PodState, PodStore
 from .queueing import Waiter, WaitQueue
 from .request import Priority, Request
@@ -277,10 +278,16 @@ class Pool:
         ready: bool = True,
         terminating: bool = False,
         now: float | None = None,
+        load: PodLoad | None = None,
     ) -> list[Granted]:
-        """Add or update a pod from discovery / health checks; new room goes to waiters."""
+        """Add or update a pod from discovery / health checks; new room goes to waiters.
+
+        ``load``: what the pod's health check reported of its slots and their use.
+        """
         now = self._tick(now)
-        self._store.upsert(pod_id, url, ready=ready, terminating=terminating)
+        pod = self._store.upsert(pod_id, url, ready=ready, terminating=terminating)
+        if load is not None:
+            pod.observe(load, now, self._trust_s())
         return self._dispatch(now)
 
     def reconfigure(self, policy: PoolPolicy, now: float | None = None) -> list[Granted]:
@@ -444,7 +451,8 @@ class Pool:
         deadline = self._queue.next_deadline()
         if deadline is not None:
             times.append(deadline)
-            times.extend(t for pod in self._store if (t := pod.breaker.wakes_at()) is not None)
+            for pod in self._store:
+                times.extend(t for t in (pod.breaker.wakes_at(), pod.wakes_at()) if t is not None)
         return min(times, default=None)
 
     def retry_after(self, now: float | None = None) -> float:
@@ -498,6 +506,8 @@ class Pool:
                 "ejected_for_s": max(0.0, p.breaker.open_until - now) if p.breaker.ejected else 0.0,
                 "ejections": p.breaker.ejections,
                 "consecutive_failures": p.breaker.failures,
+                "reported_slots": p.reported_slots,
+                "held_by_others": p.others_at(now),
                 "accepting": p.takes_work(now),
             }
             for p in self._store
@@ -512,7 +522,7 @@ class Pool:
             "in_flight": len(self._held),
             "in_flight_audio_seconds": sum(p.in_flight_audio_seconds for p in self._store),
             "capacity": self._capacity(now),
-            "free_slots": sum(p.free_slots for p in self._takers(now)),
+            "free_slots": sum(p.room(now) for p in self._takers(now)),
             "mean_hold_s": self._hold_time.mean_s,
             "totals": {
                 "granted": self.counters.granted,
@@ -545,9 +555,7 @@ class Pool:
 
     def _capacity(self, now: float) -> int:
         """Slots of the pods that could take work (ignoring how many are busy)."""
-        return sum(
-            p.budget.capacity for p in self._store if p.schedulable and p.breaker.admits(now)
-        )
+        return sum(p.limit for p in self._store if p.schedulable and p.breaker.admits(now))
 
     def _pick(self, request: Request, now: float) -> PodState | None:
         takers = self._takers(now)
@@ -585,6 +593,8 @@ class Pool:
         pod = self._store.get(slot.pod_id)
         if pod is not None:
             pod.release(slot.audio_seconds)
+            if outcome.load is not None:
+                pod.observe(outcome.load, now, self._trust_s())
             if outcome.capacity:
                 pod.budget.on_oom(held.budget_epoch)
             elif kind is OutcomeKind.OK:
@@ -598,6 +608,10 @@ class Pool:
         if kind is not OutcomeKind.CANCELLED:
             self._hold_time.observe(now - held.granted_at)
         return verdict
+
+    def _trust_s(self) -> float:
+        # Others' requests are, on average, half way through a hold when reported.
+        return min(2.0, max(0.05, self._hold_time.mean_s / 2))
 
     def _may_eject(self, pod: PodState) -> bool:
         if not pod.schedulable:
