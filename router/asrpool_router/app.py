@@ -52,6 +52,8 @@ def policy_from(settings: RouterSettings) -> PoolPolicy:
         per_pod=settings.per_pod,
         max_queue=settings.max_queue,
         queue_timeout_s=settings.queue_timeout_s,
+        # Static backends are not brought up from zero by anyone: none ready is an outage.
+        cold_start_timeout_s=settings.queue_timeout_s,
         max_attempts=settings.max_attempts,
     )
 
@@ -62,7 +64,7 @@ class RouterState:
         self.metrics = RouterMetrics(registry)
         self.rng = random.Random()
         self.pools = PoolRegistry(lambda model: policy_from(settings), self.metrics, self.rng)
-        self.metrics.watch_pools(lambda: [r.pool.snapshot() for r in self.pools.runners()])
+        self.metrics.watch_pools(lambda: [r.pool_snapshot() for r in self.pools.runners()])
         # Pods get many concurrent requests; keep connections to them alive and reused.
         self.client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64)

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -125,6 +126,10 @@ class PoolRunner:
         self._deliver(self.pool.poll(now))
 
     # --- visibility -----------------------------------------------------------------
+
+    def pool_snapshot(self) -> dict[str, Any]:
+        """The pool's own snapshot as of now (metrics read its load integrals up to now)."""
+        return self.pool.snapshot(self._clock())
 
     def snapshot(self) -> dict[str, object]:
         snap = self.pool.snapshot(self._clock())

@@ -55,6 +55,9 @@ def pool_policy(spec: dict[str, Any]) -> PoolPolicy:
         per_pod=int(concurrency.get("perPod", defaults.per_pod)),
         max_queue=int(concurrency.get("maxQueue", defaults.max_queue)),
         queue_timeout_s=float(concurrency.get("queueTimeoutSeconds", defaults.queue_timeout_s)),
+        cold_start_timeout_s=float(
+            concurrency.get("coldStartTimeoutSeconds", defaults.cold_start_timeout_s)
+        ),
         max_attempts=int(retry.get("maxAttempts", defaults.max_attempts)),
         backoff_base_s=float(retry.get("backoffBaseSeconds", defaults.backoff_base_s)),
         backoff_cap_s=float(retry.get("backoffCapSeconds", defaults.backoff_cap_s)),

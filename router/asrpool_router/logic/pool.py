@@ -28,6 +28,13 @@ Policies, documented choices:
   back (a rollout, a restart, a cool-down ending) well within the queue timeout. Only a
   full queue rejects: ``queue_full`` with a Retry-After estimate (``retry_after.py``), or
   ``service_unavailable`` (no Retry-After) when no pod could take work anyway.
+* Cold start: a ticket submitted while no pod is ready (scaled to zero, or every pod still
+  loading its model) waits up to ``cold_start_timeout_s`` instead of ``queue_timeout_s``:
+  the autoscaler is bringing a pod up, which for a large model takes minutes.
+* Load integrals for autoscalers: ``snapshot`` reports ``busy_slot_seconds`` (∫ slots in
+  flight dt) and ``queued_seconds`` (∫ queue depth dt) since the pool was made, advanced to
+  the ``now`` each call is given (levels only change inside calls, so between two calls they
+  are constant and the integral is exact).
 * A removed pod with slots in flight lingers until drained (``pods.py``), so ``release``
   always finds it and ``in_flight()`` equals the slots the shell holds.
 * ``release`` of a slot that is not held (released twice) is a no-op returning ``[]``.
@@ -75,6 +82,8 @@ class PoolPolicy:
     per_pod: int = 2
     max_queue: int = 64
     queue_timeout_s: float = 60.0
+    # The queue deadline of a ticket submitted while no pod is ready (see the module doc).
+    cold_start_timeout_s: float = 600.0
     max_attempts: int = 4
     backoff_base_s: float = 0.2
     backoff_cap_s: float = 5.0
@@ -96,6 +105,8 @@ class PoolPolicy:
             raise ValueError("max_queue must not be negative")
         if not self.queue_timeout_s > 0:
             raise ValueError("queue_timeout_s must be positive")
+        if not self.cold_start_timeout_s > 0:
+            raise ValueError("cold_start_timeout_s must be positive")
         if self.initial_hold_s < 0:
             raise ValueError("initial_hold_s must not be negative")
         # The sub-policies validate the rest.
@@ -198,6 +209,9 @@ class Pool:
         self._last_ticket = 0
         # The latest ``now`` seen, for calls that take no time (upsert_pod, cancel, snapshot).
         self._clock = -math.inf
+        # ∫ len(_held) dt and ∫ len(_queue) dt up to _clock (advanced by _tick).
+        self._busy_slot_s = 0.0
+        self._queued_s = 0.0
         self._hold_time = HoldTime(mean_s=policy.initial_hold_s)
         self.counters = _Counters()
 
@@ -261,9 +275,9 @@ class Pool:
                 return Rejected(ErrorCode.SERVICE_UNAVAILABLE, None)
             return Rejected(ErrorCode.QUEUE_FULL, self.retry_after(now))
         ticket = self._new_ticket()
-        self._queue.push(
-            Waiter(ticket, request, enqueued_at=now, deadline=now + self.policy.queue_timeout_s)
-        )
+        cold = not any(p.schedulable for p in self._store)
+        wait_s = self.policy.cold_start_timeout_s if cold else self.policy.queue_timeout_s
+        self._queue.push(Waiter(ticket, request, enqueued_at=now, deadline=now + wait_s))
         self.counters.queued += 1
         return Queued(ticket)
 
@@ -407,6 +421,8 @@ class Pool:
             "capacity": self._capacity(now),
             "free_slots": sum(p.free_slots for p in self._takers(now)),
             "mean_hold_s": self._hold_time.mean_s,
+            "busy_slot_seconds": self._busy_slot_s,
+            "queued_seconds": self._queued_s,
             "totals": {
                 "granted": self.counters.granted,
                 "queued": self.counters.queued,
@@ -421,6 +437,11 @@ class Pool:
 
     def _tick(self, now: float | None) -> float:
         if now is not None and now > self._clock:
+            if self._clock > -math.inf:
+                # Every public call ticks before it changes a level: they held since _clock.
+                elapsed = now - self._clock
+                self._busy_slot_s += len(self._held) * elapsed
+                self._queued_s += len(self._queue) * elapsed
             self._clock = now
         return now if now is not None else self._clock
 
