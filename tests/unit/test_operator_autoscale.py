@@ -244,15 +244,21 @@ def test_every_decision_keeps_the_limits(
         memory, replicas = d.memory, d.replicas
 
 
-def test_queued_requests_that_pods_already_starting_will_take_ask_for_no_more() -> None:
-    """The old rule's runaway: while pods load, the queue persists, and each period added
-    pods for the same queue."""
-    loading = Capacity(ready=2, starting=2)
-    queue = steady(4, queued=8)  # 2 ready pods full; the 2 starting will take 4 of the 8
-    d = decide(POLICY, PER_POD, 4, loading, queue, Memory((at(0, 4),)), 10)
-    assert (d.replicas, d.wanted) == (4, 4)
-    waiting_for_gpus = Capacity(ready=2, starting=2, gpu_pending=2)  # these take nothing
-    d = decide(POLICY, PER_POD, 4, waiting_for_gpus, queue, Memory((at(0, 4),)), 10)
+def test_a_queue_that_persists_while_pods_load_asks_for_the_same_pods_not_more() -> None:
+    """The old rule's runaway: each period added ``queue / perPod`` pods to the current size
+    for the same queue, up to maxReplicas, while the new pods loaded."""
+    policy = Autoscaling(max_replicas=100)
+    queue = steady(4, queued=8)  # 2 ready pods full, 8 waiting: 6 pods' worth of work
+    replicas, memory = 2, Memory((at(0, 2),))
+    for tick in range(1, 30):  # a minute of decisions; nothing new becomes ready
+        d = decide(policy, PER_POD, replicas, Capacity(2, replicas - 2), queue, memory, tick * 2)
+        replicas, memory = d.replicas, d.memory
+    assert replicas == 6
+
+
+def test_pods_waiting_for_gpus_take_nothing_and_stop_growth() -> None:
+    pods = Capacity(ready=2, starting=2, gpu_pending=2)
+    d = decide(POLICY, PER_POD, 4, pods, steady(4, queued=8), Memory((at(0, 4),)), 10)
     assert (d.replicas, d.wanted, d.held) == (4, 6, HELD_GPU)
 
 

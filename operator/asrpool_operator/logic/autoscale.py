@@ -119,10 +119,8 @@ def decide(
         )
 
     target = policy.target_in_flight_per_pod or float(per_pod)
-    # Pods already starting (not those waiting for a GPU) will take queued requests.
-    coming = max(0, pods.starting - pods.gpu_pending) * target
-    stable_demand = _demand(policy, load.stable, load.latest, coming)
-    panic_demand = _demand(policy, load.panic, load.latest, coming)
+    stable_demand = _demand(policy, load.stable, load.latest)
+    panic_demand = _demand(policy, load.panic, load.latest)
     by_stable = _proportional(stable_demand, target, current)
     by_panic = math.ceil(panic_demand / target - 1e-9)
 
@@ -193,15 +191,16 @@ def decide(
     return ScaleDecision(replicas, reason, message, memory_out, wanted, panicking, held)
 
 
-def _demand(policy: Autoscaling, load: PoolLoad, latest: PoolLoad, coming: float) -> float:
+def _demand(policy: Autoscaling, load: PoolLoad, latest: PoolLoad) -> float:
     """Requests the pool should be running: those in flight and those queued past the
-    tolerated depth and past what the pods already starting will take.
+    tolerated depth. The pods this asks for are a total, starting pods included, so a
+    queue that persists while pods load asks for the same pods again, not for more (the
+    old rule added ``current + queue / perPod`` every period and ran up to maxReplicas).
 
     A queue counts only while it lasts: a backlog already served (a cold start's, a
     burst's) would otherwise ask for pods for a whole window after it is gone, and they
-    would come up to an empty queue. And a queue that waits for pods already on their way
-    asks for no more: that is how the old rule ran away while large models loaded."""
-    queued = min(load.queue_depth, latest.queue_depth) - policy.target_queue_depth - coming
+    would come up to an empty queue."""
+    queued = min(load.queue_depth, latest.queue_depth) - policy.target_queue_depth
     return load.in_flight + max(0.0, queued)
 
 
