@@ -34,6 +34,11 @@ def gpu_nodes(
 ) -> Iterator[list[str]]:
     """The named nodes, each with its GPUs, Ready once KWOK has initialized them."""
     names = sorted(gpus)
+    if not (cp.bin / "kwok").exists():
+        raise RuntimeError(
+            f"no kwok in {cp.bin}: scripts/build-k8s-tools.sh builds it (a failed build is "
+            "recorded in stamps/kwok.failed; delete that file to try again)"
+        )
     try:
         for name in names:
             cp.kubectl("apply", "-f", "-", input=json.dumps({
