@@ -13,12 +13,13 @@ The proportional rule, on the work the pool holds, not on its current size::
                 (kept at the current size within ±10 %: the tolerance band)
 
 - stable: the average over ``stableWindowSeconds`` (60 s) decides;
-- panic: when the average over ``panicWindowSeconds`` (6 s) asks for at least twice the ready
-  pods, the pool panics for a stable window: it takes the larger of the two and never shrinks;
+- panic: when the average over ``panicWindowSeconds`` (6 s) asks for at least twice the pods
+  the pool has (ready or starting), it panics for a stable window: it takes the larger of the
+  two answers and never shrinks;
 - from zero: any request running or waiting brings a first pod at once, whatever the windows;
-- up: at most ``maxScaleUpRate`` × the ready pods (a Pending or loading pod is no capacity,
-  so a queue that persists while pods load cannot run the pool up to maxReplicas), and not at
-  all while pods wait for GPUs (more would only wait too);
+- up: at most ``maxScaleUpRate`` × the ready pods, or ready + 4 (a Pending or loading pod is
+  no capacity, so a queue that persists while pods load cannot run the pool up to
+  maxReplicas), and not at all while pods wait for GPUs (more would only wait too);
 - down: only to the highest recommendation of the last ``scaleDownStabilizationSeconds``, at
   most halving per decision, to zero only after ``scaleToZeroDelaySeconds`` without load, and
   never while some router did not answer (its load is unknown, not zero);
@@ -36,7 +37,9 @@ from dataclasses import dataclass
 from .capacity import Capacity
 from .spec import Autoscaling
 
-PANIC_THRESHOLD = 2.0  # Knative's default: panic at twice the ready pods' worth of demand
+# Knative's default: panic at twice the pods' worth of demand. Knative counts ready pods;
+# here the pods the pool has, so a queue that waits for pods already starting is no burst.
+PANIC_THRESHOLD = 2.0
 TOLERANCE = 0.1  # the HPA's: within ±10 % of the current size, keep it
 MAX_SCALE_DOWN_RATE = 2.0  # at most halve per decision
 UP_MIN_STEP = 4  # the HPA's too: a small pool may always grow by 4 ready pods' worth
