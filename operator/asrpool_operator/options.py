@@ -47,7 +47,14 @@ def add_operator_options(p: argparse.ArgumentParser) -> None:
         "--resync-interval",
         type=float,
         default=env_float("ASRPOOL_RESYNC_INTERVAL", 15.0),
-        help="seconds between autoscaling decisions and full re-checks (default: 15)",
+        help="seconds between full re-checks of every pool (default: 15)",
+    )
+    g.add_argument(
+        "--autoscale-interval",
+        type=float,
+        default=env_float("ASRPOOL_AUTOSCALE_INTERVAL", 2.0),
+        help="seconds between readings of the routers' load and autoscaling decisions; "
+        "shorter than the pools' panicWindowSeconds (default: 2)",
     )
     g.add_argument(
         "--liveness-port",
@@ -67,6 +74,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         router_namespace=args.router_namespace,
         router_metrics_port=args.router_metrics_port,
         resync_seconds=args.resync_interval,
+        autoscale_seconds=args.autoscale_interval,
         liveness_port=args.liveness_port or None,
     )
     return 0

@@ -54,6 +54,8 @@ def policy_from(settings: RouterSettings) -> PoolPolicy:
         max_queue=settings.max_queue,
         queue_timeout_s=settings.queue_timeout_s,
         request_timeout_s=settings.request_timeout_s,
+        # Static backends are not brought up from zero by anyone: none ready is an outage.
+        cold_start_timeout_s=0.0,
         max_attempts=settings.max_attempts,
         breaker_failures=settings.eject_after,
         breaker_cooldown_s=settings.ejection_s,
@@ -68,7 +70,7 @@ class RouterState:
         self.metrics = RouterMetrics(registry)
         self.rng = random.Random()
         self.pools = PoolRegistry(lambda model: policy_from(settings), self.metrics, self.rng)
-        self.metrics.watch_pools(lambda: [r.pool.snapshot() for r in self.pools.runners()])
+        self.metrics.watch_pools(lambda: [r.pool_snapshot() for r in self.pools.runners()])
         # Pods get many concurrent requests; connections to them are kept alive and reused.
         self.transport = PodTransport()
         self.discovery: StaticDiscovery | KubeDiscovery

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from asrpool.wire import ERRORS, AsrpoolError, ErrorCode, parse_error
 
@@ -135,6 +136,10 @@ class PoolRunner:
         self._deliver(self.pool.poll(now))
 
     # --- visibility -----------------------------------------------------------------
+
+    def pool_snapshot(self) -> dict[str, Any]:
+        """The pool's own snapshot as of now (metrics read its load integrals up to now)."""
+        return self.pool.snapshot(self.clock())
 
     def snapshot(self) -> dict[str, object]:
         snap = self.pool.snapshot(self.clock())

@@ -1,8 +1,9 @@
 """The router's Prometheus metrics, on a registry the app is given (never the global one).
 
 Counters and histograms are updated where things happen; pool state (queue
-depth, budgets) is read from the pools at scrape time by a collector, so it can
-never drift from the truth.
+depth, budgets, the load integrals) is read from the pools at scrape time by a
+collector, so it can never drift from the truth. The families the operator's
+autoscaler reads are named in ``asrpool.metric_names``, the one home both sides import.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from asrpool import metric_names as names
 
 
 class RouterMetrics:
@@ -60,9 +63,7 @@ class _PoolCollector(Collector):
         self._snapshots = snapshots
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        depth = GaugeMetricFamily(
-            "asrpool_router_queue_depth", "Requests waiting.", labels=["pool"]
-        )
+        depth = GaugeMetricFamily(names.QUEUE_DEPTH, "Requests waiting.", labels=["pool"])
         budget = GaugeMetricFamily(
             "asrpool_router_pod_budget",
             "Concurrent requests each pod may take now.",
@@ -71,7 +72,18 @@ class _PoolCollector(Collector):
         # Read from the pool at scrape time, so a pod that leaves takes its series with it.
         # The operator's autoscaler reads this family: keep its name and labels.
         in_flight = GaugeMetricFamily(
-            "asrpool_router_in_flight", "Attempts running on each pod.", labels=["pool", "pod"]
+            names.IN_FLIGHT, "Attempts running on each pod.", labels=["pool", "pod"]
+        )
+        # Integrals over time, so the autoscaler takes exact rates over any window it likes.
+        busy = CounterMetricFamily(
+            names.BUSY_SLOT_SECONDS,
+            "Slot-seconds in flight: the integral of attempts running over time.",
+            labels=["pool"],
+        )
+        queued = CounterMetricFamily(
+            names.QUEUED_SECONDS,
+            "Request-seconds waiting: the integral of the queue depth over time.",
+            labels=["pool"],
         )
         ejected = GaugeMetricFamily(
             "asrpool_router_pod_ejected",
@@ -90,6 +102,8 @@ class _PoolCollector(Collector):
         )
         for snap in self._snapshots():
             depth.add_metric([snap["model"]], snap["queue_depth"])
+            busy.add_metric([snap["model"]], snap["busy_slot_seconds"])
+            queued.add_metric([snap["model"]], snap["queued_seconds"])
             for pod in snap["pods"]:
                 budget.add_metric([snap["model"], pod["id"]], pod["budget"])
                 in_flight.add_metric([snap["model"], pod["id"]], pod["in_flight"])
@@ -104,3 +118,5 @@ class _PoolCollector(Collector):
         yield ejected
         yield ejections
         yield gave_up
+        yield busy
+        yield queued

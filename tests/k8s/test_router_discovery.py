@@ -154,7 +154,11 @@ def test_routing_follows_endpoints_as_they_come_turn_terminating_and_go(
     apply(
         cp,
         namespace,
-        asrpool("tiny", "tiny.en", concurrency={"perPod": 1, "queueTimeoutSeconds": 3}),
+        asrpool(
+            "tiny",
+            "tiny.en",
+            concurrency={"perPod": 1, "queueTimeoutSeconds": 3, "coldStartTimeoutSeconds": 3},
+        ),
     )
     with pod_workers(tmp_path, 2) as (a, b):
         apply(cp, namespace, endpoint_slice("tiny-a", "tiny", a))
@@ -175,7 +179,7 @@ def test_routing_follows_endpoints_as_they_come_turn_terminating_and_go(
         assert served(a) == before and served(b) >= 3
 
         # Gone from the API: gone from the pool; with no pod left, a clear 503 after the
-        # ASRPool's queue timeout, not a hang.
+        # ASRPool's cold-start timeout (no pod is ready to come back to), not a hang.
         cp.kubectl("delete", "-n", namespace, "endpointslice", "tiny-a", "tiny-b")
         eventually(lambda: not pods(k8s_router), "pods removed")
         metrics = httpx.get(f"{k8s_router}/metrics").text

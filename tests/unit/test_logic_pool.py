@@ -540,7 +540,7 @@ def test_a_pool_waiting_for_its_first_pod_waits_its_cold_start_timeout() -> None
 
 
 def test_without_a_cold_start_timeout_a_pool_without_pods_waits_the_queue_timeout() -> None:
-    h = PoolHarness(queue_timeout_s=10.0)
+    h = PoolHarness(queue_timeout_s=10.0, cold_start_timeout_s=0.0)
     h.queue()
     assert h.pool.next_deadline() == 10.0
     assert h.pool.expire(10.0) == [Expired(1, ErrorCode.SERVICE_UNAVAILABLE, attempts=0)]

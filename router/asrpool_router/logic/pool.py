@@ -37,6 +37,13 @@ Policies, documented choices:
   back (a rollout, a restart, a cool-down ending) well within the queue timeout. Only a
   full queue rejects: ``queue_full`` with a Retry-After estimate (``retry_after.py``), or
   ``service_unavailable`` (no Retry-After) when no pod could take work anyway.
+* Cold start: a ticket submitted while no pod is ready (scaled to zero, or every pod still
+  loading its model) waits up to ``cold_start_timeout_s`` instead of ``queue_timeout_s``:
+  the autoscaler is bringing a pod up, which for a large model takes minutes.
+* Load integrals for autoscalers: ``snapshot`` reports ``busy_slot_seconds`` (∫ slots in
+  flight dt) and ``queued_seconds`` (∫ queue depth dt) since the pool was made, advanced to
+  the ``now`` each call is given (levels only change inside calls, so between two calls they
+  are constant and the integral is exact).
 * A removed pod with slots in flight lingers until drained (``pods.py``), so ``release``
   always finds it and ``in_flight()`` equals the slots the shell holds.
 * ``release`` of a slot that is not held (released twice) is a no-op returning ``[]``;
@@ -95,7 +102,7 @@ class PoolPolicy:
     request_timeout_s: float = 300.0
     # While no pod of the pool is ready (scaled to zero, pods still loading) a new request
     # waits up to this long instead of the queue timeout; 0: no special wait.
-    cold_start_timeout_s: float = 0.0
+    cold_start_timeout_s: float = 600.0
     # A cap on attempts per request; 0: none (every pod failed it, or its deadline passed).
     max_attempts: int = 0
     # Outlier ejection: consecutive faults before ejection, the cool-downs, the share of
@@ -265,6 +272,9 @@ class Pool:
         self._last_ticket = 0
         # The latest ``now`` seen, for calls that take no time (upsert_pod, cancel, snapshot).
         self._clock = -math.inf
+        # ∫ len(_held) dt and ∫ len(_queue) dt up to _clock (advanced by _tick).
+        self._busy_slot_s = 0.0
+        self._queued_s = 0.0
         self._hold_time = HoldTime(mean_s=policy.initial_hold_s)
         self.counters = _Counters()
 
@@ -524,6 +534,8 @@ class Pool:
             "capacity": self._capacity(now),
             "free_slots": sum(p.room(now) for p in self._takers(now)),
             "mean_hold_s": self._hold_time.mean_s,
+            "busy_slot_seconds": self._busy_slot_s,
+            "queued_seconds": self._queued_s,
             "totals": {
                 "granted": self.counters.granted,
                 "queued": self.counters.queued,
@@ -541,6 +553,11 @@ class Pool:
 
     def _tick(self, now: float | None) -> float:
         if now is not None and now > self._clock:
+            if self._clock > -math.inf:
+                # Every public call ticks before it changes a level: they held since _clock.
+                elapsed = now - self._clock
+                self._busy_slot_s += len(self._held) * elapsed
+                self._queued_s += len(self._queue) * elapsed
             self._clock = now
         return now if now is not None else self._clock
 
