@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,14 +177,35 @@ def _declares_body(scope: Scope) -> bool:
     return headers.get(b"content-length", b"").strip() not in (b"", b"0")
 
 
+# Probes and scrapes come every few seconds from kubelets, routers and Prometheus: an access
+# log line for each would bury the one line per real request.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/models"})
+
+
+class QuietProbes(logging.Filter):
+    """Drops uvicorn's access log records of probe paths (their args: client, method, path…)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            return args[2].split("?", 1)[0] not in PROBE_PATHS
+        return True
+
+
 def serve_http(
     app: ASGIApp, *, host: str, port: int, timeouts: ServerTimeouts, **uvicorn_options: Any
 ) -> None:
-    """Run ``app`` under uvicorn with both guards; ``uvicorn_options`` go to ``uvicorn.run``."""
+    """Run ``app`` under uvicorn with both guards; ``uvicorn_options`` go to ``uvicorn.run``.
+
+    Logging is the command line's (``--log-level``, one format for all our loggers), not
+    uvicorn's own configuration: at INFO one access line per request, probes left out.
+    """
+    logging.getLogger("uvicorn.access").addFilter(QuietProbes())
     uvicorn.run(
         BodyGuard(app, timeouts.body_s),
         host=host,
         port=port,
         http=http_protocol(timeouts.header_s),
+        log_config=None,
         **uvicorn_options,
     )

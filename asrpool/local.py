@@ -67,13 +67,17 @@ def _free_port(host: str) -> int:
 
 
 class WorkerProcess:
-    def __init__(self, index: int, host: str, port: int, flags: list[str]) -> None:
+    def __init__(
+        self, index: int, host: str, port: int, flags: list[str], log_level: str = "WARNING"
+    ) -> None:
         self.index = index
         self.url = f"http://{host}:{port}"
         self._argv = [
             sys.executable,
             "-m",
             "asrpool",
+            "--log-level",
+            log_level,
             "worker",
             "--host",
             host,
@@ -156,8 +160,12 @@ def run_local(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)
     flags = worker_flags(args, args.workers)
+    # The router logs one line per request; the workers speak up only for what goes wrong,
+    # unless asked for everything (--log-level DEBUG).
+    worker_log = "DEBUG" if args.log_level.upper() == "DEBUG" else "WARNING"
     workers = [
-        WorkerProcess(i, args.host, _free_port(args.host), flags) for i in range(args.workers)
+        WorkerProcess(i, args.host, _free_port(args.host), flags, worker_log)
+        for i in range(args.workers)
     ]
     stopping = threading.Event()
     try:

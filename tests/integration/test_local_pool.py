@@ -34,6 +34,17 @@ def test_local_pool_prints_its_url_and_a_generated_key(pool: LocalPool):
     assert pool.api_key.startswith("asrp-") and len(pool.api_key) > 20
 
 
+def test_the_console_shows_one_line_per_request_and_no_health_checks(pool: LocalPool, speech):
+    before = len(pool.proc.log().splitlines())
+    for _ in range(3):
+        assert transcribe(pool, speech["fox"].path).status_code == 200
+    time.sleep(4.5)  # two rounds of the router's health checks of both workers
+    lines = pool.proc.log().splitlines()[before:]
+    assert sum("POST /v1/audio/transcriptions" in line for line in lines) == 3, lines
+    assert len(lines) == 3, lines  # nothing else: no probes, no worker access lines
+    assert not any(path in line for line in lines for path in ("/readyz", "/healthz")), lines
+
+
 def test_two_worker_pool_transcribes_below_15_percent_wer(pool: LocalPool, speech):
     with concurrent.futures.ThreadPoolExecutor(4) as ex:
         answers = list(ex.map(lambda n: transcribe(pool, speech[n].path), SCORED))

@@ -59,8 +59,32 @@ def test_default_render_has_one_template_per_resource(control_plane: ControlPlan
         "RoleBinding": ["rel-asrpool-operator", "rel-asrpool-router"],
         "Service": ["rel-asrpool-router"],
         "Deployment": ["rel-asrpool-operator", "rel-asrpool-router"],
+        "PodDisruptionBudget": ["rel-asrpool-router"],
         "Pod": ["rel-asrpool-router-test-readyz"],
     }
+
+
+def test_two_routers_by_default_spread_over_nodes_and_kept_by_a_budget(
+    control_plane: ControlPlane,
+) -> None:
+    docs = render(control_plane)
+    (router,) = [d for d in docs if d["kind"] == "Deployment" and "router" in d["metadata"]["name"]]
+    assert router["spec"]["replicas"] == 2
+    spread = router["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = spread["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    labels = router["spec"]["selector"]["matchLabels"]
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == labels
+    (pdb,) = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": labels}}
+    hard = render(control_plane, "router.antiAffinity=hard")
+    (router,) = [d for d in hard if d["kind"] == "Deployment" and "router" in d["metadata"]["name"]]
+    assert (
+        "requiredDuringSchedulingIgnoredDuringExecution"
+        in (router["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"])
+    )
+    # One router: no budget that would block every node drain.
+    assert "PodDisruptionBudget" not in kinds(render(control_plane, "router.replicas=1"))
 
 
 def test_switches_turn_resources_on_and_off(control_plane: ControlPlane) -> None:

@@ -72,7 +72,7 @@ class PoolMachine(RuleBasedStateMachine):
         per_pod=st.integers(1, 2),
         pods=st.integers(1, 3),
         queue_timeout_s=st.floats(1.0, 6.0),
-        cold_start_timeout_s=st.floats(1.0, 12.0),
+        cold_start_timeout_s=st.sampled_from([0.0, 1.0, 4.0, 12.0]),
         max_queue=st.integers(0, 5),
         breaker_failures=st.integers(1, 3),
         increase_after=st.integers(1, 3),
@@ -119,13 +119,15 @@ class PoolMachine(RuleBasedStateMachine):
         return self.pool.snapshot(self.now)
 
     def deadline(self) -> float:
-        """A ticket queued now: the cold-start timeout while no pod is ready (none at all,
-        loading, terminating or removed), else the queue timeout."""
+        """A ticket queued now: while no pod is ready (none at all, loading, terminating or
+        removed) the longer of the cold-start and queue timeouts, else the queue timeout."""
         cold = not any(
             p["ready"] and not p["terminating"] and not p["removed"]
             for p in self.snapshot()["pods"]
         )
-        wait = self.policy.cold_start_timeout_s if cold else self.policy.queue_timeout_s
+        wait = self.policy.queue_timeout_s
+        if cold:
+            wait = max(wait, self.policy.cold_start_timeout_s)
         return self.now + wait
 
     def servable(self, w: Waiting, snap: dict[str, Any]) -> bool:
