@@ -143,6 +143,16 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
         default=env_int("ASRPOOL_PER_POD", 2, "ASR_MAX_CONCURRENT"),
         help="requests one worker runs at once (ASR_MAX_CONCURRENT is honoured too)",
     )
+    g.add_argument(
+        "--alias",
+        action="append",
+        type=_alias,
+        default=[_alias(a) for a in (env_str("ASRPOOL_ALIASES") or "").split(",") if a.strip()],
+        metavar="NAME=POOL",
+        help="another model name clients may send for a pool (repeatable; also "
+        "ASRPOOL_ALIASES=a=tiny.en,b=large-v3); OpenAI's own model names always reach the "
+        "default pool",
+    )
     g.add_argument("--max-queue", type=int, default=env_int("ASRPOOL_MAX_QUEUE", 64))
     g.add_argument("--queue-timeout", type=float, default=env_float("ASRPOOL_QUEUE_TIMEOUT", 120.0))
     g.add_argument(
@@ -220,6 +230,13 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
         default=env_float("ASRPOOL_SESSION_IDLE_TIMEOUT", 120.0),
         help="end a live session after this many seconds with no client message (default: 120)",
     )
+
+
+def _alias(value: str) -> tuple[str, str]:
+    name, sep, pool = value.strip().partition("=")
+    if not sep or not name.strip() or not pool.strip():
+        raise argparse.ArgumentTypeError(f"--alias takes NAME=POOL, got {value!r}")
+    return name.strip(), pool.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -364,6 +381,7 @@ def router_settings(args: argparse.Namespace, *, backends: list[str]) -> RouterS
         api_keys=() if args.no_auth else load_api_keys(args.api_keys_file),
         auth=not args.no_auth,
         per_pod=args.per_pod,
+        aliases=tuple(args.alias),
         max_queue=args.max_queue,
         queue_timeout_s=args.queue_timeout,
         max_attempts=args.max_attempts,

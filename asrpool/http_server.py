@@ -23,12 +23,15 @@ one ``uvicorn[standard]`` (our dependency) runs by default.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -209,3 +212,45 @@ def serve_http(
         log_config=None,
         **uvicorn_options,
     )
+
+
+class Once:
+    """Something to give back exactly once, from whichever path ends first."""
+
+    def __init__(self, give_back: Callable[[], None]) -> None:
+        self._give_back: Callable[[], None] | None = give_back
+
+    def __call__(self) -> None:
+        give_back, self._give_back = self._give_back, None
+        if give_back is not None:
+            give_back()
+
+
+class OwnedStream(StreamingResponse):
+    """A streamed answer that gives back what it holds (slots, uploads) when it ends.
+
+    The body's own ``finally`` is not enough: when the client is gone before the body
+    starts, Starlette never iterates it, and a never-started generator runs no ``finally``.
+    """
+
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        media_type: str,
+        on_close: list[Callable[[], Awaitable[None] | None]],
+    ) -> None:
+        super().__init__(body, media_type=media_type)
+        self.on_close = on_close
+        self._body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self._body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            for give_back in self.on_close:
+                result = give_back()
+                if inspect.isawaitable(result):
+                    await result

@@ -20,6 +20,19 @@ from typing import Any
 
 # Header the worker sets on answers so the router can classify without parsing text.
 ERROR_CODE_HEADER = "x-asrpool-error-code"
+# The model names OpenAI's SDK and docs use for transcription (openai.types.AudioModel, 3.57),
+# dated variants included: a client copied from OpenAI's docs sends one of these, and every
+# one of them means "the default pool". whisper-1 first: what older clients send.
+OPENAI_DEFAULT_MODEL = "whisper-1"
+OPENAI_TRANSCRIPTION_MODELS = (
+    OPENAI_DEFAULT_MODEL,
+    "gpt-transcribe",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "gpt-4o-mini-transcribe-2025-12-15",
+    "gpt-4o-transcribe-diarize",
+)
+
 # Headers the worker sets on every answer: its own slot count and how many of them are in
 # use once this answer is sent (all routers' requests), so a fleet of routers converges on
 # what each pod really has free.

@@ -62,6 +62,9 @@ http {{
 }}
 """
 BACKEND = """
+  # A connection the proxies keep alive must not be closed under them.
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
   server {{
     listen 127.0.0.1:{port};
     location = /v1/models {{ default_type application/json;
@@ -91,7 +94,11 @@ router_settings:
   num_retries: 3
   allowed_fails: 1
   cooldown_time: 5
+general_settings:
+  master_key: {key}
 """
+# LiteLLM's proxy refuses to start without a master key; the others ignore the header.
+BENCH_KEY = "sk-asrpool-bench-0123456789abcdef"
 
 
 @dataclass
@@ -203,7 +210,7 @@ def peer(name: str, tmp: Path, backend: str) -> Iterator[list[str]]:
             raise SystemExit(f"no {LITELLM}: pip install 'litellm[proxy]' in that virtualenv")
         port = free_port()
         config = tmp / "litellm.yaml"
-        config.write_text(LITELLM_CONFIG.format(backend=backend.rsplit(":", 1)[1]))
+        config.write_text(LITELLM_CONFIG.format(backend=backend.rsplit(":", 1)[1], key=BENCH_KEY))
         log = (tmp / "litellm.log").open("wb")
         proc = subprocess.Popen(
             [str(LITELLM), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
@@ -243,6 +250,7 @@ def main() -> None:
         script.write_text(
             'wrk.method = "POST"\n'
             f'wrk.headers["Content-Type"] = "multipart/form-data; boundary={BOUNDARY}"\n'
+            f'wrk.headers["Authorization"] = "Bearer {BENCH_KEY}"\n'
             f'local f = io.open("{tmp / "body.bin"}", "rb"); wrk.body = f:read("*all"); f:close()\n'
         )
         port = free_port()

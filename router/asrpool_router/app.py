@@ -19,13 +19,15 @@ from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from asrpool import transcript_stream as stream_events
 from asrpool.http_errors import install_error_handlers
+from asrpool.http_server import Once, OwnedStream
 from asrpool.uploads import read_audio_form
-from asrpool.wire import AsrpoolError, ErrorCode
+from asrpool.wire import AsrpoolError, ErrorCode, error_body, wants_chinese
 
 from .auth import ApiKeyAuth
 from .discovery import StaticDiscovery
-from .dispatch import Job, Timeouts, forward
+from .dispatch import Job, PoolRunner, Timeouts, forward, forward_stream
 from .kube_api import KubeApi, load_kube_config
 from .kube_discovery import KubeDiscovery
 from .logic.audio_estimate import estimate_audio_seconds
@@ -69,7 +71,12 @@ class RouterState:
         self.settings = settings
         self.metrics = RouterMetrics(registry)
         self.rng = random.Random()
-        self.pools = PoolRegistry(lambda model: policy_from(settings), self.metrics, self.rng)
+        self.pools = PoolRegistry(
+            lambda model: policy_from(settings),
+            self.metrics,
+            self.rng,
+            fixed_aliases=dict(settings.aliases),
+        )
         self.metrics.watch_pools(lambda: [r.pool_snapshot() for r in self.pools.runners()])
         # Pods get many concurrent requests; connections to them are kept alive and reused.
         self.transport = PodTransport()
@@ -123,11 +130,13 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
 
     @app.get("/v1/models", dependencies=api)
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [_model_card(r.model) for r in state.pools.runners()]}
+        return {"object": "list", "data": [_model_card(*n) for n in state.pools.names()]}
 
     @app.get("/v1/models/{model}", dependencies=api)
     async def model(model: str) -> dict[str, Any]:
-        return _model_card(state.pools.resolve(model).model)
+        pool = state.pools.resolve(model).model
+        kind = next((k for n, _, k in state.pools.names() if n == model), "pool")
+        return _model_card(model, pool, kind)
 
     @app.get("/stats", dependencies=api)
     async def stats() -> dict[str, Any]:
@@ -169,35 +178,97 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
     return app
 
 
-def _model_card(model: str) -> dict[str, Any]:
-    return {"id": model, "object": "model", "created": 0, "owned_by": "asrpool"}
+def _model_card(name: str, pool: str, kind: str) -> dict[str, Any]:
+    """OpenAI's model object; ``asrpool_pool`` / ``asrpool_kind`` say what the name reaches."""
+    return {
+        "id": name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "asrpool",
+        "asrpool_pool": pool,
+        "asrpool_kind": kind,  # pool, alias, or openai (OpenAI's names for the default pool)
+    }
 
 
 async def _relay(request: Request, state: RouterState, path: str) -> Response:
-    code, pool_label = "ok", "unknown"
     try:
         job, model = await _read_job(request, state, path)
-        try:
-            runner = state.pools.resolve(model)
-            pool_label = runner.model
-            # Pods serve the pool's model name: an alias or whisper-1 is said their way.
-            job.upload.fields = [(k, v) for k, v in job.upload.fields if k != "model"]
-            job.upload.fields.append(("model", runner.model))
-            ok = False
-            try:
-                answer = await forward(runner, job, state.transport, state.timeouts)
-                ok = True
-            finally:
-                runner.stats.finished(ok=ok)
-        finally:
-            job.upload.file.close()  # the spooled copy of the upload
-            request.state.upload_hold.release()  # …and its bytes leave the spool budget
+    except AsrpoolError as exc:  # refused before it had a pool: too large, not a form…
+        state.metrics.requests.labels("unknown", exc.code.value).inc()
+        raise
+    done = _Finish(request, state, job)
+    streaming = False  # once the stream's response exists, it ends the request
+    try:
+        runner = state.pools.resolve(model)
+        done.pool = runner
+        # Pods serve the pool's model name: an alias or an OpenAI name is said their way.
+        job.upload.fields = [(k, v) for k, v in job.upload.fields if k != "model"]
+        job.upload.fields.append(("model", runner.model))
+        if job.stream:
+            response = await _relay_stream(runner, job, state, request, done)
+            streaming = True
+            return response
+        answer = await forward(runner, job, state.transport, state.timeouts)
+        done.ok = True
         return Response(answer.content, status_code=answer.status, media_type=answer.content_type)
     except AsrpoolError as exc:
-        code = exc.code.value
+        done.code = exc.code.value
         raise
     finally:
-        state.metrics.requests.labels(pool_label, code).inc()
+        if not streaming:
+            done()
+
+
+class _Finish:
+    """Ends one request once, however it ends: its upload closed (and out of the spool
+    budget), its counts and its metric kept."""
+
+    def __init__(self, request: Request, state: RouterState, job: Job) -> None:
+        self.request, self.state, self.job = request, state, job
+        self.pool: PoolRunner | None = None
+        self.ok = False
+        self.code = "ok"
+        self._once = Once(self._finish)
+
+    def __call__(self) -> None:
+        self._once()
+
+    def _finish(self) -> None:
+        self.job.upload.file.close()  # the spooled copy of the upload
+        self.request.state.upload_hold.release()
+        if self.pool is not None:
+            self.pool.stats.finished(ok=self.ok)
+        code = "ok" if self.ok else ("cancelled" if self.code == "ok" else self.code)
+        label = self.pool.model if self.pool is not None else "unknown"
+        self.state.metrics.requests.labels(label, code).inc()
+
+
+async def _relay_stream(
+    runner: PoolRunner, job: Job, state: RouterState, request: Request, done: _Finish
+) -> Response:
+    """stream=true. Until the first event the request can still fail as a plain HTTP error
+    (every pod refused it, the queue is full); after it, failures are ``error`` events."""
+    events = forward_stream(runner, job, state.transport, state.timeouts)
+    try:
+        first = await anext(events)
+    except BaseException:
+        await events.aclose()
+        raise
+    chinese = wants_chinese(request.headers.get("accept-language"))
+
+    async def body() -> AsyncIterator[bytes]:
+        yield stream_events.encode(first)
+        try:
+            async for event in events:
+                yield stream_events.encode(event)
+            done.ok = True
+        except AsrpoolError as exc:
+            done.code = exc.code.value
+            error = error_body(exc.code, exc.message, param=exc.param, chinese=chinese)
+            yield stream_events.encode({"type": stream_events.ERROR, **error})
+
+    # Closing ``events`` gives its slot back if the client left mid-stream (or before).
+    return OwnedStream(body(), stream_events.MEDIA_TYPE, [events.aclose, done])
 
 
 async def _read_job(request: Request, state: RouterState, path: str) -> tuple[Job, str | None]:
@@ -232,6 +303,7 @@ async def _read_job(request: Request, state: RouterState, path: str) -> tuple[Jo
         audio_seconds=estimate_audio_seconds(head, size),
         priority=priority,
         response_format=next((v for k, v in fields if k == "response_format"), "") or "json",
+        stream=next((v for k, v in fields if k == "stream"), "").lower() in ("true", "1"),
     )
     model = next((v for k, v in fields if k == "model"), None)
     return job, model

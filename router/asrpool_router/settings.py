@@ -17,6 +17,8 @@ class RouterSettings:
     auth: bool = True
     api_keys: tuple[str, ...] = ()
     per_pod: int = 2
+    # Other names clients may send, as (name, pool model) pairs (--alias NAME=POOL).
+    aliases: tuple[tuple[str, str], ...] = ()
     max_queue: int = 64
     queue_timeout_s: float = 120.0
     max_attempts: int = 0  # a cap on attempts per request; 0: none (see logic/retry.py)

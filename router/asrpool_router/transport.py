@@ -25,12 +25,13 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
 
+from asrpool import transcript_stream as stream_events
 from asrpool.wire import ERROR_CODE_HEADER, IN_FLIGHT_HEADER, SLOTS_HEADER
 
 from .logic.errors import AttemptResult
@@ -175,27 +176,38 @@ class PodTransport:
             log.warning("attempt on %s: answer larger than %d bytes", base_url, MAX_ANSWER_BYTES)
             return Answer(AttemptResult(transport_error="answer_too_large"))
         except aiohttp.ClientError as exc:
-            kind = _transport_error(exc)
-            log.warning("attempt on %s failed: %s (%s)", base_url, kind, type(exc).__name__)
-            return Answer(AttemptResult(transport_error=kind))
-        content_type = headers.get("Content-Type", "")
-        failed = status >= 400
-        text = content.decode("utf-8", errors="replace") if failed else ""
-        if failed:
-            log.info("pod %s answered %d: %s", base_url, status, text[:500])
-        return Answer(
-            AttemptResult(
-                status=status,
-                error_code_header=headers.get(ERROR_CODE_HEADER),
-                body_text=text,
-                content_type=content_type,
-                body=b"" if failed else content,
-                load=PodLoad.parse(headers.get(SLOTS_HEADER), headers.get(IN_FLIGHT_HEADER)),
-            ),
-            status=status,
-            content=content,
-            content_type=content_type or "application/json",
-        )
+            return _failed(base_url, exc)
+        return _answer(base_url, status, headers, content)
+
+    async def stream(
+        self, base_url: str, path: str, upload: BufferedUpload
+    ) -> AsyncGenerator[dict[str, Any] | Answer, None]:
+        """A ``stream=true`` attempt: the pod's events as they come.
+
+        Ends with an ``Answer`` instead when the pod did not answer with an event stream
+        (an error, a 2xx that is not one) or the connection failed, before or during the
+        stream. The caller bounds the whole attempt in time and closes the iterator.
+        """
+        body = MultipartBody(upload)
+        try:
+            async with self.session.post(
+                base_url.rstrip("/") + path,
+                data=body.data(),
+                headers={"Content-Type": body.content_type, "Content-Length": str(body.length)},
+                timeout=aiohttp.ClientTimeout(connect=5.0),
+            ) as resp:
+                if resp.status != 200 or resp.content_type != stream_events.MEDIA_TYPE:
+                    content = await _read_capped(resp)
+                    yield _answer(base_url, resp.status, resp.headers, content)
+                    return
+                reader = stream_events.EventReader()
+                async for chunk in resp.content.iter_any():
+                    for event in reader.feed(chunk):
+                        yield event
+        except _AnswerTooLarge:
+            yield Answer(AttemptResult(transport_error="answer_too_large"))
+        except aiohttp.ClientError as exc:
+            yield _failed(base_url, exc)
 
     async def get_json(self, url: str, timeout_s: float = 3.0) -> tuple[int, object]:
         """Status and JSON body of a GET (0 and None when the pod cannot be reached)."""
@@ -208,6 +220,33 @@ class PodTransport:
             return status, json.loads(content)
         except ValueError:
             return status, None
+
+
+def _failed(base_url: str, exc: aiohttp.ClientError) -> Answer:
+    kind = _transport_error(exc)
+    log.warning("attempt on %s failed: %s (%s)", base_url, kind, type(exc).__name__)
+    return Answer(AttemptResult(transport_error=kind))
+
+
+def _answer(base_url: str, status: int, headers: Mapping[str, str], content: bytes) -> Answer:
+    content_type = headers.get("Content-Type", "")
+    failed = status >= 400
+    text = content.decode("utf-8", errors="replace") if failed else ""
+    if failed:
+        log.info("pod %s answered %d: %s", base_url, status, text[:500])
+    return Answer(
+        AttemptResult(
+            status=status,
+            error_code_header=headers.get(ERROR_CODE_HEADER),
+            body_text=text,
+            content_type=content_type,
+            body=b"" if failed else content,
+            load=PodLoad.parse(headers.get(SLOTS_HEADER), headers.get(IN_FLIGHT_HEADER)),
+        ),
+        status=status,
+        content=content,
+        content_type=content_type or "application/json",
+    )
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:

@@ -92,3 +92,53 @@ def test_auth_on_without_keys_is_a_configuration_error():
     ApiKeyAuth(False, ()).check(None)  # open when off
     with pytest.raises(AsrpoolError):
         ApiKeyAuth(True, ("k",)).check("x")
+
+
+# --- model names: the pool registry ----------------------------------------------------
+
+
+def _registry(**aliases: str):  # type: ignore[no-untyped-def]
+    import random
+
+    from prometheus_client import CollectorRegistry
+
+    from asrpool_router.logic.pool import PoolPolicy
+    from asrpool_router.metrics import RouterMetrics
+    from asrpool_router.pools import PoolRegistry
+
+    registry = PoolRegistry(
+        lambda model: PoolPolicy(),
+        RouterMetrics(CollectorRegistry()),
+        random.Random(0),
+        fixed_aliases=aliases,
+    )
+    registry.ensure("tiny.en")
+    registry.ensure("large-v3")
+    return registry
+
+
+def test_openai_names_go_to_the_default_pool_and_aliases_to_theirs():
+    from asrpool.wire import OPENAI_TRANSCRIPTION_MODELS
+
+    pools = _registry(meetings="large-v3", **{"gpt-4o-transcribe": "large-v3"})
+    for name in ("", *OPENAI_TRANSCRIPTION_MODELS):
+        expected = "large-v3" if name == "gpt-4o-transcribe" else "tiny.en"
+        assert pools.resolve(name).model == expected, name
+    assert pools.resolve("meetings").model == "large-v3"
+    pools.aliases = {"meetings": "tiny.en", "notes": "tiny.en"}  # from Kubernetes
+    assert pools.resolve("meetings").model == "large-v3"  # the command line wins
+    assert pools.resolve("notes").model == "tiny.en"
+    with pytest.raises(AsrpoolError) as err:
+        pools.resolve("medium")
+    assert err.value.param == "model" and "large-v3, tiny.en" in str(err.value.message)
+
+
+def test_names_lists_pools_aliases_and_openais_names_once_each():
+    names = _registry(meetings="large-v3").names()
+    assert names[:3] == [
+        ("tiny.en", "tiny.en", "pool"),
+        ("large-v3", "large-v3", "pool"),
+        ("meetings", "large-v3", "alias"),
+    ]
+    assert next(n for n, _, k in names if k == "openai") == "whisper-1"
+    assert len({n for n, _, _ in names}) == len(names)

@@ -14,7 +14,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,11 +25,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asrpool import transcript_stream as stream_events
 from asrpool.http_errors import install_error_handlers
+from asrpool.http_server import Once, OwnedStream
 from asrpool.uploads import read_audio_form, too_large
 from asrpool.wire import IN_FLIGHT_HEADER, SLOTS_HEADER, AsrpoolError, ErrorCode
 
-from . import audio
+from . import audio, formats
 from .engine import WhisperEngine, model_size_mb
 from .formats import FORMATS
 from .guard import MemoryCosts, MemoryGuard
@@ -38,6 +40,7 @@ from .params import AudioRequest, parse_request
 from .recovery import DecodeResult, OomRecovery
 from .settings import WorkerSettings
 from .slots import SlotGate
+from .transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -276,10 +279,89 @@ async def _transcribe(request: Request, state: WorkerState, task: str) -> Respon
     if not state.slots.try_take():
         state.metrics.busy_rejections.inc()
         raise AsrpoolError(ErrorCode.WORKER_BUSY)
+    slot = Once(state.slots.give_back)
     try:
+        if parsed.stream:
+            return await _open_stream(state, data, parsed, slot)
         return await _decode(state, data, parsed)
     finally:
-        state.slots.give_back()
+        if not parsed.stream:
+            slot()
+
+
+async def _open_stream(
+    state: WorkerState, data: bytes, parsed: AudioRequest, slot: Once
+) -> Response:
+    """stream=true: everything that can fail as a plain HTTP error happens here, first."""
+    try:
+        samples = await anyio.to_thread.run_sync(audio.decode, data)
+        seconds = audio.duration_seconds(samples)
+        admission = state.admit(seconds)
+    except BaseException:
+        slot()
+        raise
+    outcome = {"result": DecodeResult.OTHER}
+    decode = Once(lambda: state.finish(admission, outcome["result"]))
+    try:
+        head, segments = await anyio.to_thread.run_sync(
+            admission.engine.stream, samples, parsed.options, limiter=state.decode_slots
+        )
+    except AsrpoolError as exc:
+        if exc.code is ErrorCode.GPU_OOM:
+            outcome["result"] = DecodeResult.OOM
+        decode()
+        slot()
+        raise
+    except BaseException:
+        decode()
+        slot()
+        raise
+    body = _events(state, head, segments, parsed, outcome, seconds)
+    return OwnedStream(body, stream_events.MEDIA_TYPE, [decode, slot])
+
+
+async def _events(
+    state: WorkerState,
+    head: Transcript,
+    segments: Iterator[Segment],
+    parsed: AudioRequest,
+    outcome: dict[str, DecodeResult],
+    seconds: float,
+) -> AsyncIterator[bytes]:
+    """One delta per segment as it is decoded, then done; an error event if decoding fails."""
+    started = time.monotonic()
+    opts = parsed.options
+    texts: list[str] = []
+    decoded: list[Segment] = []
+    try:
+        while True:
+            # One 30 s window decodes per step; between steps a client gone stops us.
+            segment = await anyio.to_thread.run_sync(
+                next, segments, None, limiter=state.decode_slots
+            )
+            if segment is None:
+                break
+            text = segment.text.lstrip() if not texts and opts.offset_s == 0 else segment.text
+            texts.append(text)
+            decoded.append(segment)
+            lp = formats.logprobs([segment]) if opts.logprobs else None
+            yield stream_events.encode(stream_events.delta(text, logprobs=lp, end_s=segment.end))
+    except AsrpoolError as exc:
+        if exc.code is ErrorCode.GPU_OOM:
+            outcome["result"] = DecodeResult.OOM
+        yield stream_events.encode(stream_events.error(exc.code, exc.message))
+        return
+    outcome["result"] = DecodeResult.OK
+    state.metrics.decode_seconds.observe(time.monotonic() - started)
+    state.metrics.audio_seconds.inc(seconds)
+    yield stream_events.encode(
+        stream_events.done(
+            "".join(texts),
+            audio_seconds=head.duration,
+            output_tokens=sum(len(s.tokens) for s in decoded),
+            logprobs=formats.logprobs(decoded) if opts.logprobs else None,
+        )
+    )
 
 
 async def _decode(state: WorkerState, data: bytes, parsed: AudioRequest) -> Response:
@@ -307,6 +389,8 @@ async def _decode(state: WorkerState, data: bytes, parsed: AudioRequest) -> Resp
     fmt = FORMATS[parsed.response_format]
     rendered = fmt.render(transcript, parsed.options.word_timestamps)
     if isinstance(rendered, dict):
+        if parsed.options.logprobs:
+            rendered["logprobs"] = formats.logprobs(transcript.segments)
         return JSONResponse(rendered)
     return PlainTextResponse(rendered, media_type=fmt.media_type)
 

@@ -6,11 +6,11 @@ Pure functions; the worker's route picks one by name and sets the media type.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .transcript import Transcript
+from .transcript import Segment, Transcript
 
 # OpenAI's verbose_json names the language in words; codes we do not know pass through.
 _LANGUAGE_NAMES = {
@@ -47,6 +47,21 @@ def _timestamp(seconds: float, decimal: str) -> str:
 
 def as_json(t: Transcript, words: bool) -> dict[str, Any]:
     return {"text": t.text, "usage": usage(t)}
+
+
+def logprobs(segments: Iterable[Segment]) -> list[dict[str, Any]]:
+    """OpenAI's ``logprobs`` list, one entry per word: faster-whisper scores words (the mean
+    of their tokens' probabilities, from its alignment pass), not single tokens.
+    """
+    return [
+        {
+            "token": w.word,
+            "logprob": round(math.log(max(w.probability, 1e-12)), 6),
+            "bytes": list(w.word.encode()),
+        }
+        for s in segments
+        for w in (s.words or [])
+    ]
 
 
 def as_text(t: Transcript, words: bool) -> str:

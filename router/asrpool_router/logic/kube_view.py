@@ -18,13 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from asrpool.wire import OPENAI_DEFAULT_MODEL
+
 from .chunking import ChunkingPolicy
 from .pool import PoolPolicy
 
 POOL_LABEL = "asrpool.dev/pool"
 DEFAULT_POOL_ANNOTATION = "asrpool.dev/default-pool"
 WORKER_PORT_NAME = "http"
-OPENAI_DEFAULT_MODEL = "whisper-1"
 
 
 @dataclass(frozen=True)
