@@ -167,6 +167,13 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
         "is honoured too)",
     )
     g.add_argument(
+        "--shard-min-seconds",
+        type=float,
+        default=env_float("ASRPOOL_SHARD_MIN_SECONDS", 60.0),
+        help="uploads at least this long are cut at pauses into ~30 s pieces decoded on as "
+        "many pods as have room, then joined (default: 60; 0 = never)",
+    )
+    g.add_argument(
         "--eject-after",
         type=int,
         default=env_int("ASRPOOL_EJECT_AFTER", 3),
@@ -386,6 +393,7 @@ def router_settings(args: argparse.Namespace, *, backends: list[str]) -> RouterS
         queue_timeout_s=args.queue_timeout,
         max_attempts=args.max_attempts,
         request_timeout_s=args.request_timeout,
+        shard_min_s=args.shard_min_seconds,
         eject_after=args.eject_after,
         ejection_s=args.ejection_time,
         max_ejection_percent=args.max_ejection_percent,

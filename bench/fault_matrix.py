@@ -110,13 +110,19 @@ class Result:
 
 
 @contextlib.contextmanager
-def backends(tmp: Path, scenario: Scenario) -> Iterator[tuple[list[str], list[ServerProcess]]]:
+def backends(
+    tmp: Path, scenario: Scenario, queue_inside: bool = False
+) -> Iterator[tuple[list[str], list[ServerProcess]]]:
+    """The scenario's backends. ``queue_inside``: for the peers, workers that queue what
+    they cannot run at once, as a plain model server does (ours refuse past their slots,
+    which only a router that tries elsewhere and waits in its own queue can use)."""
+    extra = ("--slots", "64") if queue_inside else ()
     with contextlib.ExitStack() as stack:
         bad = [
             stack.enter_context(fault_backend(tmp, mode, name=f"{scenario.name}-{i}-{mode}"))
             for i, mode in enumerate(scenario.faults)
         ]
-        pods = stack.enter_context(workers(tmp, scenario.workers, *scenario.worker_args))
+        pods = stack.enter_context(workers(tmp, scenario.workers, *scenario.worker_args, *extra))
         yield [b.url for b in bad] + [p.url for p in pods], pods
 
 
@@ -178,7 +184,7 @@ def run_asrpool(tmp: Path, scenario: Scenario, clips: list[bytes], args: argpars
 
 
 def run_seed(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    with backends(tmp, scenario) as (urls, pods):
+    with backends(tmp, scenario, queue_inside=True) as (urls, pods):
         semaphore = asyncio.Semaphore(2)
         next_url = itertools.cycle(urls)
 
@@ -218,7 +224,7 @@ def run_litellm(tmp: Path, scenario: Scenario, clips: list[bytes], args: argpars
         path = tmp / f"clip-{i}.wav"
         path.write_bytes(clip)
         paths.append(str(path))
-    with backends(tmp, scenario) as (urls, pods):
+    with backends(tmp, scenario, queue_inside=True) as (urls, pods):
         cmd = [str(python), str(LITELLM_CLIENT), "--requests", str(args.requests)]
         cmd += ["--clients", str(args.clients)]
         for url in urls:

@@ -58,6 +58,8 @@ http {{
   fastcgi_temp_path {dir}/fcgi-{name}; uwsgi_temp_path {dir}/uwsgi-{name};
   scgi_temp_path {dir}/scgi-{name};
   client_max_body_size 30m;
+  # Uploads stay in memory: nginx's workers may not write temp files in our directory.
+  client_body_buffer_size 1m;
   {body}
 }}
 """

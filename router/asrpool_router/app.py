@@ -15,11 +15,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import numpy as np
 from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from asrpool import transcript_stream as stream_events
+from asrpool.audio import decode_pcm16
 from asrpool.http_errors import install_error_handlers
 from asrpool.http_server import Once, OwnedStream
 from asrpool.uploads import read_audio_form
@@ -34,12 +37,14 @@ from .logic.audio_estimate import estimate_audio_seconds
 from .logic.pool import PoolPolicy
 from .logic.request import Priority
 from .logic.session_slots import SessionSlots
+from .logic.shards import ShardPolicy
 from .logic.stats import merge
 from .logic.upload_budget import SpoolBudget
 from .metrics import RouterMetrics
 from .pools import PoolRegistry
 from .realtime import RealtimeSession, SessionLimits
 from .settings import RouterSettings
+from .sharding import forward_sharded
 from .transport import BufferedUpload, PodTransport
 
 log = logging.getLogger(__name__)
@@ -94,6 +99,7 @@ class RouterState:
         self.session_limits = SessionLimits(idle_timeout_s=settings.session_idle_timeout_s)
         self.sessions = SessionSlots(settings.max_sessions, settings.max_sessions_per_key)
         self.spool = SpoolBudget(int(settings.max_spooled_mb * 2**20))
+        self.shard_policy = ShardPolicy(min_audio_s=max(settings.shard_min_s, 30.0))
 
 
 def create_app(settings: RouterSettings, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -208,7 +214,15 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
             response = await _relay_stream(runner, job, state, request, done)
             streaming = True
             return response
-        answer = await forward(runner, job, state.transport, state.timeouts)
+        answer = None
+        if _worth_cutting(job, state.settings):
+            samples = await _decoded(job, request)
+            if samples is not None:
+                answer = await forward_sharded(
+                    runner, job, samples, state.transport, state.timeouts, state.shard_policy
+                )
+        if answer is None:
+            answer = await forward(runner, job, state.transport, state.timeouts)
         done.ok = True
         return Response(answer.content, status_code=answer.status, media_type=answer.content_type)
     except AsrpoolError as exc:
@@ -217,6 +231,29 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
     finally:
         if not streaming:
             done()
+
+
+def _worth_cutting(job: Job, settings: RouterSettings) -> bool:
+    """Long enough (by the upload's size, a rough guess) to be worth decoding here and
+    cutting across the pool; a stream or logprobs need one pod's decode."""
+    if settings.shard_min_s <= 0 or job.stream:
+        return False
+    if any(k.startswith("include") and v == "logprobs" for k, v in job.upload.fields):
+        return False
+    return job.audio_seconds >= settings.shard_min_s / 2
+
+
+async def _decoded(job: Job, request: Request) -> np.ndarray | None:
+    """The upload as 16 kHz PCM (undecodable: 400 here, before it costs a pod); None when
+    the spool budget has no room for the decoded copy (then it goes to one pod whole)."""
+    job.upload.file.seek(0)
+    data = job.upload.file.read()
+    samples = await anyio.to_thread.run_sync(decode_pcm16, data)
+    # The decoded audio and its pieces stay in memory until the answer: count them.
+    if not request.state.upload_hold.take(2 * samples.nbytes):
+        log.info("no room in the spool budget to cut %.0fs of audio", samples.size / 16_000)
+        return None
+    return samples
 
 
 class _Finish:

@@ -21,6 +21,8 @@ class RouterSettings:
     aliases: tuple[tuple[str, str], ...] = ()
     max_queue: int = 64
     queue_timeout_s: float = 120.0
+    # Uploads at least this long are cut at pauses and decoded across the pool; 0: never.
+    shard_min_s: float = 60.0
     max_attempts: int = 0  # a cap on attempts per request; 0: none (see logic/retry.py)
     request_timeout_s: float = 300.0  # cap on one attempt, however long the audio
     # Outlier ejection (logic/breaker.py): faults in a row, first cool-down, most out at once.

@@ -25,22 +25,23 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asrpool import formats
 from asrpool import transcript_stream as stream_events
+from asrpool.formats import FORMATS
 from asrpool.http_errors import install_error_handlers
 from asrpool.http_server import Once, OwnedStream
+from asrpool.transcript import Segment, Transcript
 from asrpool.uploads import read_audio_form, too_large
 from asrpool.wire import IN_FLIGHT_HEADER, SLOTS_HEADER, AsrpoolError, ErrorCode
 
-from . import audio, formats
+from . import audio
 from .engine import WhisperEngine, model_size_mb
-from .formats import FORMATS
 from .guard import MemoryCosts, MemoryGuard
 from .metrics import WorkerMetrics
 from .params import AudioRequest, parse_request
 from .recovery import DecodeResult, OomRecovery
 from .settings import WorkerSettings
 from .slots import SlotGate
-from .transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
 

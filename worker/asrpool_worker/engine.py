@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from asrpool.transcript import Segment, Transcript, Word
 from asrpool.wire import AsrpoolError, ErrorCode, mentions_out_of_memory
-
-from .transcript import Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from asrpool.formats import FORMATS
 from asrpool.transcript_stream import OFFSET_FIELD
 from asrpool.wire import OPENAI_TRANSCRIPTION_MODELS, AsrpoolError, ErrorCode
 
 from .engine import DecodeOptions, VadSettings
-from .formats import FORMATS
 
 # asrpool's own form field (other servers ignore it): this is a live partial, speed first.
 DRAFT_FIELD = "asrpool_draft"

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .transcript import Segment, Transcript
+from .transcript import Segment, Transcript, Word
 
 # OpenAI's verbose_json names the language in words; codes we do not know pass through.
 _LANGUAGE_NAMES = {
@@ -118,6 +118,42 @@ def as_verbose_json(t: Transcript, words: bool) -> dict[str, Any]:
             for w in (s.words or [])
         ]
     return body
+
+
+def from_verbose(body: dict[str, Any]) -> Transcript:
+    """A ``verbose_json`` answer read back (its words put back in their segments)."""
+    names = {name: code for code, name in _LANGUAGE_NAMES.items()}
+    language = str(body.get("language") or "")
+    segments = [
+        Segment(
+            id=int(s.get("id", i)),
+            seek=int(s.get("seek", 0)),
+            start=float(s.get("start", 0.0)),
+            end=float(s.get("end", 0.0)),
+            text=str(s.get("text", "")),
+            tokens=[int(t) for t in s.get("tokens") or []],
+            temperature=float(s.get("temperature") or 0.0),
+            avg_logprob=float(s.get("avg_logprob") or 0.0),
+            compression_ratio=float(s.get("compression_ratio") or 0.0),
+            no_speech_prob=float(s.get("no_speech_prob") or 0.0),
+            words=None if "words" not in body else [],
+        )
+        for i, s in enumerate(body.get("segments") or [])
+    ]
+    for w in body.get("words") or []:
+        word = Word(str(w.get("word", "")), float(w.get("start", 0.0)), float(w.get("end", 0.0)))
+        middle = (word.start + word.end) / 2
+        home = next((s for s in segments if s.start <= middle <= s.end), None)
+        home = home or min(segments, key=lambda s: abs(s.start - middle), default=None)
+        if home is not None and home.words is not None:
+            # Spoken words keep their leading space, as the engine gives them.
+            home.words.append(Word(" " + word.word, word.start, word.end, word.probability))
+    return Transcript(
+        language=names.get(language, language),
+        duration=float(body.get("duration") or 0.0),
+        segments=segments,
+        task=str(body.get("task") or "transcribe"),
+    )
 
 
 @dataclass(frozen=True)
