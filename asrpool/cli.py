@@ -174,6 +174,26 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
         "many pods as have room, then joined (default: 60; 0 = never)",
     )
     g.add_argument(
+        "--cache-mb",
+        type=float,
+        default=env_float("ASRPOOL_CACHE_MB", 64.0),
+        help="memory for answers to identical requests (same key, audio and fields; "
+        "Cache-Control: no-store skips it); 0 = no cache (default: 64)",
+    )
+    g.add_argument(
+        "--cache-redis",
+        default=env_str("ASRPOOL_CACHE_REDIS"),
+        metavar="URL",
+        help="keep those answers in Redis instead (redis://host:6379/0), shared by every "
+        "router of a fleet",
+    )
+    g.add_argument(
+        "--cache-ttl",
+        type=float,
+        default=env_float("ASRPOOL_CACHE_TTL", 3600.0),
+        help="seconds an answer stays in Redis (default: 3600)",
+    )
+    g.add_argument(
         "--eject-after",
         type=int,
         default=env_int("ASRPOOL_EJECT_AFTER", 3),
@@ -394,6 +414,9 @@ def router_settings(args: argparse.Namespace, *, backends: list[str]) -> RouterS
         max_attempts=args.max_attempts,
         request_timeout_s=args.request_timeout,
         shard_min_s=args.shard_min_seconds,
+        cache_mb=args.cache_mb,
+        cache_redis=args.cache_redis,
+        cache_ttl_s=args.cache_ttl,
         eject_after=args.eject_after,
         ejection_s=args.ejection_time,
         max_ejection_percent=args.max_ejection_percent,

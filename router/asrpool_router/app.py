@@ -28,7 +28,8 @@ from asrpool.http_server import Once, OwnedStream
 from asrpool.uploads import read_audio_form
 from asrpool.wire import AsrpoolError, ErrorCode, error_body, wants_chinese
 
-from .auth import ApiKeyAuth
+from .auth import ApiKeyAuth, bearer_token
+from .cache import AnswerCache, MemoryCache, RedisCache, audio_digest
 from .discovery import StaticDiscovery
 from .dispatch import Job, PoolRunner, Timeouts, forward, forward_stream
 from .kube_api import KubeApi, load_kube_config
@@ -36,6 +37,7 @@ from .kube_discovery import KubeDiscovery
 from .logic.audio_estimate import estimate_audio_seconds
 from .logic.pool import PoolPolicy
 from .logic.request import Priority
+from .logic.result_cache import CachedAnswer, directive, request_key
 from .logic.session_slots import SessionSlots
 from .logic.shards import ShardPolicy
 from .logic.stats import merge
@@ -100,6 +102,12 @@ class RouterState:
         self.sessions = SessionSlots(settings.max_sessions, settings.max_sessions_per_key)
         self.spool = SpoolBudget(int(settings.max_spooled_mb * 2**20))
         self.shard_policy = ShardPolicy(min_audio_s=max(settings.shard_min_s, 30.0))
+        self.cache: AnswerCache | None = None
+        if settings.cache_redis:
+            max_answer = int(max(settings.cache_mb, 8.0) * 2**20) // 8
+            self.cache = RedisCache(settings.cache_redis, settings.cache_ttl_s, max_answer)
+        elif settings.cache_mb > 0:
+            self.cache = MemoryCache(int(settings.cache_mb * 2**20))
 
 
 def create_app(settings: RouterSettings, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -113,6 +121,8 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
         yield
         await state.discovery.stop()
         await state.transport.close()
+        if state.cache is not None:
+            await state.cache.close()
 
     app = FastAPI(title="asrpool router", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.router = state
@@ -214,6 +224,10 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
             response = await _relay_stream(runner, job, state, request, done)
             streaming = True
             return response
+        cached = await _cache_lookup(state, request, job, runner.model, path)
+        if isinstance(cached, Response):
+            done.ok = True
+            return cached
         answer = None
         if _worth_cutting(job, state.settings):
             samples = await _decoded(job, request)
@@ -224,13 +238,46 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
         if answer is None:
             answer = await forward(runner, job, state.transport, state.timeouts)
         done.ok = True
-        return Response(answer.content, status_code=answer.status, media_type=answer.content_type)
+        if cached is not None and state.cache is not None and answer.status == 200:
+            await state.cache.put(cached, CachedAnswer(answer.content_type, answer.content))
+        response = Response(
+            answer.content, status_code=answer.status, media_type=answer.content_type
+        )
+        if cached is not None:
+            response.headers[CACHE_HEADER] = "miss"
+        return response
     except AsrpoolError as exc:
         done.code = exc.code.value
         raise
     finally:
         if not streaming:
             done()
+
+
+CACHE_HEADER = "x-asrpool-cache"
+
+
+async def _cache_lookup(
+    state: RouterState, request: Request, job: Job, pool: str, path: str
+) -> Response | str | None:
+    """A kept answer (hit), or the key to keep this one under (miss), or None (no cache)."""
+    if state.cache is None:
+        return None
+    allowed = directive(request.headers.get("cache-control"))
+    if not allowed.write:
+        return None
+    key = request_key(
+        tenant=bearer_token(request.headers.get("authorization")) or "",
+        path=path,
+        pool=pool,
+        fields=job.upload.fields,
+        audio_digest=await audio_digest(job.upload.file),
+    )
+    hit = await state.cache.get(key) if allowed.read else None
+    state.metrics.cache.labels(pool, "hit" if hit else "miss").inc()
+    if hit is None:
+        return key
+    return Response(hit.content, media_type=hit.content_type, headers={CACHE_HEADER: "hit"})
 
 
 def _worth_cutting(job: Job, settings: RouterSettings) -> bool:

@@ -46,6 +46,12 @@ class RouterMetrics:
             ["pool", "pod"],
             registry=registry,
         )
+        self.cache = Counter(
+            "asrpool_router_cache",
+            "Answers looked up in the cache of identical requests, by hit or miss.",
+            ["pool", "result"],
+            registry=registry,
+        )
         self.latency = Histogram(
             "asrpool_router_request_seconds",
             "End-to-end latency of successful requests.",

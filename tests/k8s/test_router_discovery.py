@@ -135,7 +135,17 @@ def k8s_router(
 ) -> Iterator[str]:
     port = free_port()
     proc = ServerProcess(
-        ["router", "--kubernetes", "--namespace", namespace, "--no-auth", "--port", str(port)],
+        [
+            "router",
+            "--kubernetes",
+            "--namespace",
+            namespace,
+            "--no-auth",
+            "--port",
+            str(port),
+            "--cache-mb",
+            "0",
+        ],  # routing is under test: every request must reach a pod
         port,
         tmp_path / "router.log",
         env={"KUBECONFIG": str(control_plane.kubeconfig)},

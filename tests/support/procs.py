@@ -141,7 +141,9 @@ def router(
 ) -> Iterator[ServerProcess]:
     """``asrpool router`` in front of ``backends``: ``--no-auth``, or these ``api_keys``."""
     port = free_port()
-    args = ["router", "--port", str(port)]
+    # Tests of routing send the same clips again and again: without this most of them would
+    # be answered from the answer cache. Tests of the cache pass --cache-mb/--cache-redis.
+    args = ["router", "--port", str(port), "--cache-mb", "0"]
     env = {}
     if api_keys:
         env["ASRPOOL_API_KEYS"] = ",".join(api_keys)
@@ -174,8 +176,9 @@ class LocalPool:
 
 def start_local(tmp: Path, *extra: str, workers: int = 2) -> LocalPool:
     port = free_port()
+    no_cache = ["--cache-mb", "0"]  # as for router() above
     proc = ServerProcess(
-        ["local", "--workers", str(workers), "--port", str(port), *LEAN_WORKER, *extra],
+        ["local", "--workers", str(workers), "--port", str(port), *no_cache, *LEAN_WORKER, *extra],
         port,
         tmp / "local.log",
     )
