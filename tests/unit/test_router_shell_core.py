@@ -6,15 +6,20 @@ import io
 import wave
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from asrpool.wire import AsrpoolError
 from asrpool_router.auth import ApiKeyAuth, bearer_token, key_matches
+from asrpool_router.dispatch import PoolRunner
 from asrpool_router.logic.audio_estimate import (
     COMPRESSED_BYTES_PER_SECOND,
     attempt_timeout_s,
     estimate_audio_seconds,
 )
+from asrpool_router.logic.pool import Granted, Pool, PoolPolicy
+from asrpool_router.logic.request import Priority
 from asrpool_router.logic.stats import RequestStats, merge
+from asrpool_router.metrics import RouterMetrics
 
 
 def wav_bytes(seconds: float, rate: int = 16_000) -> bytes:
@@ -142,3 +147,18 @@ def test_names_lists_pools_aliases_and_openais_names_once_each():
     ]
     assert next(n for n, _, k in names if k == "openai") == "whisper-1"
     assert len({n for n, _, _ in names}) == len(names)
+
+
+def test_max_concurrent_counts_the_busy_slots_of_pods_in_rotation() -> None:
+    runner = PoolRunner(Pool("tiny.en", PoolPolicy(per_pod=2)), RouterMetrics(CollectorRegistry()))
+    for pod in ("a", "b"):
+        runner.pool.upsert_pod(pod, f"http://{pod}", now=0.0)
+    grants = [
+        runner.pool.submit(audio_seconds=1.0, priority=Priority.INTERACTIVE, now=0.0)
+        for _ in range(4)
+    ]
+    assert all(isinstance(g, Granted) for g in grants)
+    snap = runner.snapshot()
+    assert (snap["active_tasks"], snap["max_concurrent"]) == (4, 4)  # full, not 0
+    runner.pool.upsert_pod("b", "http://b", ready=False, now=1.0)
+    assert runner.snapshot()["max_concurrent"] == 2  # a pod out of rotation brings none
