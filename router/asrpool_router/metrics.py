@@ -54,6 +54,24 @@ class RouterMetrics:
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
         )
 
+    def latency_buckets(self) -> dict[str, tuple[tuple[float, float], ...]]:
+        """Each pool's cumulative latency histogram, (upper bound, count) pairs in order."""
+        out: dict[str, list[tuple[float, float]]] = {}
+        for family in self.latency.collect():
+            for s in family.samples:
+                if s.name.endswith("_bucket"):
+                    out.setdefault(s.labels["pool"], []).append((float(s.labels["le"]), s.value))
+        return {pool: tuple(sorted(b)) for pool, b in out.items()}
+
+    def ooms_by_pod(self) -> dict[str, dict[str, int]]:
+        """OOM answers counted so far, pool → pod → count."""
+        out: dict[str, dict[str, int]] = {}
+        for family in self.oom.collect():
+            for s in family.samples:
+                if s.name.endswith("_total"):
+                    out.setdefault(s.labels["pool"], {})[s.labels["pod"]] = int(s.value)
+        return out
+
     def watch_pools(self, snapshots: Callable[[], Iterable[dict[str, Any]]]) -> None:
         self.registry.register(_PoolCollector(snapshots))
 
