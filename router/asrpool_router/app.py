@@ -100,6 +100,7 @@ class RouterState:
         self.timeouts = Timeouts(settings.attempt_timeout_base_s, settings.request_timeout_s)
         self.session_limits = SessionLimits(idle_timeout_s=settings.session_idle_timeout_s)
         self.sessions = SessionSlots(settings.max_sessions, settings.max_sessions_per_key)
+        self.metrics.sessions_open.set_function(lambda: self.sessions.open_total)
         self.spool = SpoolBudget(int(settings.max_spooled_mb * 2**20))
         self.shard_policy = ShardPolicy(min_audio_s=max(settings.shard_min_s, 30.0))
         self.live = LiveView(self.pools, self.metrics, self.sessions)
