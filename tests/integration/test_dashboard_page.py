@@ -210,6 +210,7 @@ def test_pods_show_their_load_while_requests_run_and_zero_after(
     )
     busy = dash.pods()
     assert all(p["audio"] != "0 s" for p in busy), busy  # audio seconds in flight
+    dash.page.screenshot(path=str(artifact_path("dashboard-under-load.png")), full_page=True)
     assert dash.page.inner_text('#summary [data-field="slots"]') == "2 / 2"
     dash.wait(
         "Number(document.querySelector('#summary [data-field=\"queued\"]').textContent) > 0",

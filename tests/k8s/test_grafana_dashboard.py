@@ -90,7 +90,8 @@ def test_every_dashboard_query_reads_series_the_router_worker_and_operator_expor
 
     pages: dict[str, str] = {}
     with (
-        worker(tmp_path, *ONE_DECODE_FITS) as w,
+        # Two slots, memory for one decode: the second request meets the memory guard.
+        worker(tmp_path, *ONE_DECODE_FITS, "--slots", "2") as w,
         router(tmp_path, [w.url], "--per-pod", "2") as r,
     ):
         # Two at once on a pod that fits one decode: an OOM answer, a retry, then both done.
