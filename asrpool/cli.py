@@ -348,8 +348,31 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="print the pools and pods of a router (from /stats)")
     st.add_argument("--url", default=env_str("ASRPOOL_URL", "http://127.0.0.1:8000"))
     st.add_argument("--api-key", default=env_str("ASRPOOL_API_KEY") or env_str("OPENAI_API_KEY"))
-    st.add_argument("--json", action="store_true", help="print /stats as JSON")
+    shown = st.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print /stats as JSON")
+    shown.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep the picture on screen, redrawn in place, with the last minutes (Ctrl-C quits)",
+    )
+    st.add_argument(
+        "--interval",
+        type=_redraw_interval,
+        default=1.0,
+        help="seconds between redraws with --watch (default 1)",
+    )
     return parser
+
+
+def _redraw_interval(text: str) -> float:
+    """--interval: at least 0.1 s (a router is not a benchmark target for a status screen)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0.1:
+        raise argparse.ArgumentTypeError("must be at least 0.1 seconds")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

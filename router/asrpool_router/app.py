@@ -8,6 +8,8 @@ auth → read the upload once (spooled to disk when large) → pick the pool by
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -34,13 +36,13 @@ from .discovery import StaticDiscovery
 from .dispatch import Job, PoolRunner, Timeouts, forward, forward_stream
 from .kube_api import KubeApi, load_kube_config
 from .kube_discovery import KubeDiscovery
+from .live import LiveView, stats_body
 from .logic.audio_estimate import estimate_audio_seconds
 from .logic.pool import PoolPolicy
 from .logic.request import Priority
 from .logic.result_cache import CachedAnswer, directive, request_key
 from .logic.session_slots import SessionSlots
 from .logic.shards import ShardPolicy
-from .logic.stats import merge
 from .logic.upload_budget import SpoolBudget
 from .metrics import RouterMetrics
 from .pools import PoolRegistry
@@ -100,6 +102,7 @@ class RouterState:
         self.timeouts = Timeouts(settings.attempt_timeout_base_s, settings.request_timeout_s)
         self.session_limits = SessionLimits(idle_timeout_s=settings.session_idle_timeout_s)
         self.sessions = SessionSlots(settings.max_sessions, settings.max_sessions_per_key)
+        self.metrics.sessions_open.set_function(lambda: self.sessions.open_total)
         self.spool = SpoolBudget(int(settings.max_spooled_mb * 2**20))
         self.shard_policy = ShardPolicy(min_audio_s=max(settings.shard_min_s, 30.0))
         self.cache: AnswerCache | None = None
@@ -108,6 +111,7 @@ class RouterState:
             self.cache = RedisCache(settings.cache_redis, settings.cache_ttl_s, max_answer)
         elif settings.cache_mb > 0:
             self.cache = MemoryCache(int(settings.cache_mb * 2**20))
+        self.live = LiveView(self.pools, self.metrics, self.sessions)
 
 
 def create_app(settings: RouterSettings, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -118,7 +122,11 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.transport.start()
         await state.discovery.start()
+        sampler = asyncio.create_task(state.live.run())
         yield
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
         await state.discovery.stop()
         await state.transport.close()
         if state.cache is not None:
@@ -156,16 +164,12 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
 
     @app.get("/stats", dependencies=api)
     async def stats() -> dict[str, Any]:
-        pools = [r.snapshot() for r in state.pools.runners()]
-        total = merge([r.stats for r in state.pools.runners()])
-        return {
-            **total.view(
-                max_concurrent=sum(int(p["max_concurrent"]) for p in pools),  # type: ignore[call-overload]
-                active_tasks=sum(int(p["active_tasks"]) for p in pools),  # type: ignore[call-overload]
-            ),
-            "queue_depth": sum(int(p["queue_depth"]) for p in pools),  # type: ignore[call-overload]
-            "pools": pools,
-        }
+        return stats_body(state.pools.runners())
+
+    @app.get("/stats/live", dependencies=api)
+    async def stats_live() -> dict[str, Any]:
+        # What the dashboard and `asrpool status --watch` poll: /stats plus the last minutes.
+        return state.live.body()
 
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:
@@ -175,6 +179,11 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
     async def recorder_page() -> FileResponse:
         # The page holds no secret: the user types the API key into it.
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard_page() -> FileResponse:
+        # Like the recorder page: no secret in it; its data (/stats/live) wants the key.
+        return FileResponse(STATIC / "dashboard.html", media_type="text/html")
 
     @app.get("/static/{name}", include_in_schema=False)
     async def static_file(name: str) -> FileResponse:

@@ -146,9 +146,10 @@ class PoolRunner:
 
     def snapshot(self) -> dict[str, object]:
         snap = self.pool.snapshot(self.clock())
-        max_concurrent = sum(int(p["budget"]) for p in snap["pods"] if p["accepting"])
+        # The slots of the pods in rotation, busy or not ("accepting" would drop a pod whose
+        # slots are all in use, so a pool at full load would show 0).
         return {
-            **self.stats.view(max_concurrent=max_concurrent, active_tasks=snap["in_flight"]),
+            **self.stats.view(max_concurrent=snap["capacity"], active_tasks=snap["in_flight"]),
             "model": self.model,
             "queue_depth": snap["queue_depth"],
             "queue_by_priority": snap["queue_by_priority"],

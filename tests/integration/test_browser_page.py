@@ -4,13 +4,12 @@ Chromium's fake microphone plays espeak-ng speech (the ``speech`` fixture's scor
 sentences, once, from the moment the page opens the microphone); the page streams
 it to ``/v1/realtime`` or uploads it, and we read the transcript back from the DOM.
 Debian's ``chromium`` is driven by the ``playwright`` package; nothing is downloaded
-(``scripts/ensure-system-packages.sh`` installs chromium, ``make test`` runs it).
+(``tests/support/browser.py``).
 """
 
 from __future__ import annotations
 
 import itertools
-import shutil
 import subprocess
 import wave
 from collections.abc import Iterator
@@ -23,23 +22,16 @@ from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwrigh
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import Clip
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
 from tests.support.procs import ServerProcess, router, workers
 from tests.support.speech import SCORED, SENTENCES, normalize, word_error_rate
 
 pytestmark = pytest.mark.slow
 
 API_KEY = "browser-test-key"
-# Headless, offline (no update, sync or QUIC traffic), no first-run UI, a fake microphone
-# that needs no permission prompt; the file it plays is added per page.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+# A fake microphone that needs no permission prompt; the file it plays is added per page.
+RECORDER_ARGS = [
+    *CHROMIUM_ARGS,
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
 ]
@@ -88,16 +80,6 @@ def clip_seconds(clip: Clip) -> float:
 def driver() -> Iterator[Playwright]:
     with sync_playwright() as pw:
         yield pw
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        raise RuntimeError(
-            "chromium is not installed; run `make test` "
-            "(scripts/ensure-system-packages.sh installs Debian's chromium)"
-        )
-    return path
 
 
 @dataclass
@@ -156,7 +138,7 @@ def open_page(driver: Playwright, microphone_wav: Path, tmp_path: Path) -> Itera
             headless=True,
             # %noloop: the file plays once, so the transcript can only hold its sentences
             # in order, however long a slow machine takes.
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={microphone_wav}%noloop"],
+            args=[*RECORDER_ARGS, f"--use-file-for-fake-audio-capture={microphone_wav}%noloop"],
             permissions=["microphone", "clipboard-read", "clipboard-write"],
             viewport={"width": 900, "height": 760},
         )

@@ -173,6 +173,19 @@ class LocalPool:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
+    def worker_pid(self, url: str) -> int:
+        """The pid of the worker process serving ``url`` (a child of ``asrpool local``)."""
+        port = url.rsplit(":", 1)[1]
+        # Every thread's children: a restarted worker is started by the supervisor thread.
+        tasks = Path(f"/proc/{self.proc.proc.pid}/task").iterdir()
+        children = [c for t in tasks for c in (t / "children").read_text().split()]
+        for child in children:
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+                if b"worker" in argv and port.encode() in argv:
+                    return int(child)
+        raise LookupError(f"no worker of {self.url} serves {url}; children: {children}")
+
 
 def start_local(tmp: Path, *extra: str, workers: int = 2) -> LocalPool:
     port = free_port()
