@@ -68,7 +68,7 @@ def post(url: str, path: Path, **headers: str) -> httpx.Response:
 def test_an_identical_request_is_answered_from_memory_without_a_decode(
     tmp_path: Path, speech: dict[str, Any]
 ) -> None:
-    with worker(tmp_path) as pod, router(tmp_path, [pod.url]) as r:
+    with worker(tmp_path) as pod, router(tmp_path, [pod.url], "--cache-mb", "64") as r:
         first = post(r.url, speech["fox"].path)
         assert first.headers["x-asrpool-cache"] == "miss"
         before = decodes(pod)
@@ -88,7 +88,7 @@ def test_an_identical_request_is_answered_from_memory_without_a_decode(
 def test_tenants_never_share_answers(tmp_path: Path, speech: dict[str, Any]) -> None:
     with (
         worker(tmp_path) as pod,
-        router(tmp_path, [pod.url], api_keys=("key-a", "key-b")) as r,
+        router(tmp_path, [pod.url], "--cache-mb", "64", api_keys=("key-a", "key-b")) as r,
     ):
         a = post(r.url, speech["fox"].path, Authorization="Bearer key-a")
         b = post(r.url, speech["fox"].path, Authorization="Bearer key-b")
