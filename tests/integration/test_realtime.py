@@ -135,8 +135,13 @@ def test_abuse_gets_error_events_and_the_session_survives(pool: LocalPool, speec
     s.send({"type": "input_audio_buffer.append", "audio": "***not base64***", "event_id": "e9"})
     bad = s.wait_for("error", code="invalid_audio")
     assert bad["error"]["event_id"] == "e9"
-    s.send({"type": "session.update", "session": {"input_audio_sample_rate": 8000}})
-    s.wait_for("error", code="invalid_sample_rate")
+    s.send({"type": "transcription_session.update", "session": {"input_audio_sample_rate": 8000}})
+    assert s.wait_for("error", code="invalid_sample_rate")["error"]["param"] == (
+        "session.input_audio_sample_rate"
+    )
+    # The refused update is still answered, with the settings in force: nobody waits forever.
+    updated = s.wait_for("transcription_session.updated")
+    assert updated["session"]["input_audio_sample_rate"] == 16000
     s.send(
         {
             "type": "input_audio_buffer.append",
@@ -147,9 +152,15 @@ def test_abuse_gets_error_events_and_the_session_survives(pool: LocalPool, speec
     s.send({"type": "input_audio_buffer.commit"})
     s.wait_for("error", code="input_audio_buffer_commit_empty")
     s.send(
-        {"type": "session.update", "session": {"input_audio_transcription": {"model": "large-v9"}}}
+        {
+            "type": "transcription_session.update",
+            "session": {"input_audio_transcription": {"model": "large-v9", "language": "en"}},
+        }
     )
     s.wait_for("error", code="model_not_found")
+    # Only the model was refused: the language in the same update took.
+    updated = s.wait_for("transcription_session.updated")
+    assert updated["session"]["input_audio_transcription"]["language"] == "en"
     # Still alive: real speech is transcribed.
     s.stream(read_wav16(speech["fox"].path), speed=2.0)
     finals = s.finish()
