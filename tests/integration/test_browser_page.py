@@ -283,6 +283,10 @@ def test_page_audio_helpers_resample_encode_and_track_items(
             for (const p of parts) { out.set(p, o); o += p.length; }
             return Array.from(out);
           };
+          // The live stream: 24 kHz, but only the band the server's 16 kHz keeps.
+          const live = (hz) => Array.from(
+            new pcm.Resampler(48000, pcm.LIVE_RATE, 8, pcm.SPEECH_BAND_HZ)
+              .push(tone(hz, 48000, 1)));
           const pieces = new pcm.PieceBuffer();
           const cut = pieces.push(new Int16Array(3500)).map((p) => p.length);
           const t = new Transcript();
@@ -301,6 +305,8 @@ def test_page_audio_helpers_resample_encode_and_track_items(
             tone1k: resample(tone(1000, 48000, 1), 48000, [128, 1000, 4096, 7]),
             tone12k: resample(tone(12000, 48000, 1), 48000, [1024]),
             tone1k24: resample(tone(1000, 24000, 1), 24000, [333]),
+            live1k: live(1000),
+            live10k: live(10000),
             pcm16: Array.from(pcm.floatToPcm16([1, -1, 0, 2, -2, 0.5])),
             b64: pcm.base64Pcm16(Int16Array.from([1, -2])),
             wav: Array.from(new Uint8Array(pcm.wavFile([Int16Array.from([1, 2, 3]),
@@ -322,6 +328,10 @@ def test_page_audio_helpers_resample_encode_and_track_items(
         assert abs(crossings - 875) <= 2, (name, rate, crossings)  # 1 kHz over 0.875 s
     # Above 8 kHz cannot be represented at 16 kHz: filtered out, not folded back as 4 kHz.
     assert max(abs(x) for x in result["tone12k"][1000:15000]) < 0.005
+    # The live stream is 24 kHz yet carries nothing the server's 16 kHz would fold back.
+    assert abs(len(result["live1k"]) - 24000) <= 30
+    assert 0.49 < max(result["live1k"][2000:20000]) < 0.51
+    assert max(abs(x) for x in result["live10k"][2000:20000]) < 0.005
 
     assert result["pcm16"] == [32767, -32768, 0, 32767, -32768, 16384]
     assert result["b64"] == "AQD+/w=="  # little-endian: 01 00, fe ff
