@@ -13,7 +13,6 @@ from asrpool.wire import AsrpoolError, ErrorCode
 from asrpool_worker.engine import VadSettings
 from asrpool_worker.formats import FORMATS
 
-
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "openai.md"
 
 
