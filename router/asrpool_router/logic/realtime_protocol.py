@@ -152,9 +152,10 @@ def _audio(payload: object) -> np.ndarray:
 
 def apply_session_update(config: SessionConfig, session: dict[str, Any]) -> SessionConfig:
     """The config after a (beta or GA) session update; unknown keys are ignored."""
-    audio_in = (
-        session.get("audio", {}).get("input", {}) if isinstance(session.get("audio"), dict) else {}
-    )
+    audio = session.get("audio")
+    audio_in = audio.get("input") if isinstance(audio, dict) else None
+    if not isinstance(audio_in, dict):  # found by fuzzing: "input": null was an AttributeError
+        audio_in = {}
     transcription = session.get("input_audio_transcription") or audio_in.get("transcription")
     if transcription is not None and not isinstance(transcription, dict):
         raise ProtocolError(
@@ -166,9 +167,9 @@ def apply_session_update(config: SessionConfig, session: dict[str, Any]) -> Sess
     if transcription:
         out = replace(
             out,
-            model=transcription.get("model") or out.model,
-            language=transcription.get("language") or None,
-            prompt=transcription.get("prompt") or None,
+            model=_text(transcription, "model") or out.model,
+            language=_text(transcription, "language"),
+            prompt=_text(transcription, "prompt"),
         )
     out = replace(out, sample_rate=_sample_rate(session, audio_in, out.sample_rate))
     if "turn_detection" in session or "turn_detection" in audio_in:
@@ -177,6 +178,19 @@ def apply_session_update(config: SessionConfig, session: dict[str, Any]) -> Sess
         )
         out = replace(out, chunking=_turn_detection(td, out.chunking), chunking_chosen=True)
     return out
+
+
+def _text(transcription: dict[str, Any], key: str) -> str | None:
+    """A transcription setting: a string or null (found by fuzzing: a number or an object
+    was kept, and failed later, where the session sent it on to a pod)."""
+    value = transcription.get(key)
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ProtocolError(
+        "invalid_event",
+        f"input_audio_transcription.{key} must be a string or null.",
+        param=f"session.input_audio_transcription.{key}",
+    )
 
 
 def _sample_rate(session: dict[str, Any], audio_in: dict[str, Any], current: int) -> int:
@@ -221,14 +235,34 @@ def _turn_detection(td: object, current: ChunkingPolicy) -> ChunkingPolicy:
             current,
             server_vad=True,
             vad=vad,
-            silence_duration_ms=int(td.get("silence_duration_ms", current.silence_duration_ms)),
-            prefix_padding_ms=int(td.get("prefix_padding_ms", current.prefix_padding_ms)),
-            max_utterance_ms=int(td.get("max_chunk_ms", current.max_utterance_ms)),
+            silence_duration_ms=_ms(td, "silence_duration_ms", current.silence_duration_ms),
+            prefix_padding_ms=_ms(td, "prefix_padding_ms", current.prefix_padding_ms),
+            max_utterance_ms=_ms(td, "max_chunk_ms", current.max_utterance_ms),
         )
-    except (TypeError, ValueError) as exc:
+    # OverflowError: found by fuzzing, int(1e999) ended the session instead of an error event.
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError(
             "invalid_turn_detection", f"Bad turn_detection: {exc}.", param="session.turn_detection"
         ) from None
+
+
+# Found by fuzzing: a negative padding, or a max_chunk_ms of 10**30 that never cuts (and so
+# holds a talking client's audio without end), were taken as they came.
+_MS_RANGES = {
+    "silence_duration_ms": (0, 10_000),
+    "prefix_padding_ms": (0, 10_000),
+    "max_chunk_ms": (2_000, 30_000),  # a Whisper window is 30 s
+}
+
+
+def _ms(td: dict[str, Any], key: str, current: int) -> int:
+    value = td.get(key, current)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} must be a number")
+    low, high = _MS_RANGES[key]
+    if not low <= value <= high:  # NaN is out of every range
+        raise ValueError(f"{key} must be from {low} to {high}")
+    return int(value)
 
 
 # --- server events ------------------------------------------------------------------
