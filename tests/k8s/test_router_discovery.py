@@ -197,7 +197,12 @@ def test_pools_follow_asrpool_objects(
     cp = control_plane
     apply(cp, namespace, asrpool("small", "tiny.en", concurrency={"perPod": 1}))
     apply(cp, namespace, asrpool("other", "large-v3"))
-    models = lambda: sorted(m["id"] for m in httpx.get(f"{k8s_router}/v1/models").json()["data"])  # noqa: E731
+    # /v1/models lists aliases and OpenAI's names too (docs/openai.md): the pools are "pool".
+    models = lambda: sorted(  # noqa: E731
+        m["id"]
+        for m in httpx.get(f"{k8s_router}/v1/models").json()["data"]
+        if m["asrpool_kind"] == "pool"
+    )
     eventually(lambda: models() == ["large-v3", "tiny.en"], "both pools listed")
     with pod_workers(tmp_path, 1) as (w,):
         apply(cp, namespace, endpoint_slice("small-0", "small", w))
