@@ -136,7 +136,9 @@ class EventReader:
 
     def feed(self, chunk: bytes) -> list[dict[str, Any]]:
         """The complete events in the bytes seen so far; malformed ones are skipped."""
-        self._buffer += chunk.replace(b"\r\n", b"\n")
+        # On the whole buffer, not the chunk: found by atheris, a chunk that ended between
+        # the CR and the LF of a line end lost the event it closed.
+        self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n")
         events = []
         while b"\n\n" in self._buffer:
             block, self._buffer = self._buffer.split(b"\n\n", 1)
