@@ -15,18 +15,22 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import numpy as np
-from fastapi import Depends, FastAPI, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
 
 from asrpool import transcript_stream as stream_events
 from asrpool.audio import decode_pcm16
+from asrpool.audio_answers import Model, ModelList
+from asrpool.audio_form import read_form
 from asrpool.http_errors import install_error_handlers
-from asrpool.http_server import Once, OwnedStream
+from asrpool.http_server import HeadAsGet, Once, OwnedStream
+from asrpool.openapi import audio_route, error_responses, install_openapi, text_route
 from asrpool.uploads import read_audio_form
 from asrpool.wire import AsrpoolError, ErrorCode, error_body, wants_chinese
 
@@ -57,6 +61,31 @@ STATIC = Path(__file__).parent / "static"
 
 _PRIORITY_HEADER = "x-asrpool-priority"
 _PRIORITIES = {"interactive": Priority.INTERACTIVE, "batch": Priority.BATCH}
+
+# What the audio routes may answer besides 200 (401 and 500 the document adds to every route).
+AUDIO_ERRORS = (
+    ErrorCode.INVALID_AUDIO,
+    ErrorCode.INVALID_REQUEST,
+    ErrorCode.MODEL_NOT_FOUND,
+    ErrorCode.REQUEST_TIMEOUT,
+    ErrorCode.FILE_TOO_LARGE,
+    ErrorCode.QUEUE_FULL,
+    ErrorCode.GPU_OOM,
+    ErrorCode.QUEUE_TIMEOUT,
+    ErrorCode.SERVICE_UNAVAILABLE,
+    ErrorCode.MODEL_LOAD_FAILED,
+    ErrorCode.TIMEOUT,
+)
+DESCRIPTION = (
+    "asrpool's router: OpenAI's audio API in front of a pool of Whisper workers. Errors are "
+    "in OpenAI's shape with a stable `code` (also in the `x-asrpool-error-code` header); "
+    "`Accept-Language: zh` gives their messages in Chinese. Live transcription is the "
+    "WebSocket `/v1/realtime` (docs/realtime.md), which OpenAPI does not describe."
+)
+
+
+class Readiness(TypedDict):
+    status: Literal["ready", "no_ready_pods"]
 
 
 def policy_from(settings: RouterSettings) -> PoolPolicy:
@@ -132,32 +161,43 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
         if state.cache is not None:
             await state.cache.close()
 
-    app = FastAPI(title="asrpool router", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="asrpool router", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.router = state
+    app.add_middleware(HeadAsGet)
     install_error_handlers(app)
-    api = [Depends(auth)]
+    install_openapi(app, description=DESCRIPTION)
+    api = auth.dependencies()
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "No pod is ready."}},
+    )
     async def readyz() -> JSONResponse:
         ready = state.discovery.ready()
-        return JSONResponse(
-            {"status": "ready" if ready else "no_ready_pods"}, status_code=200 if ready else 503
-        )
+        body: Readiness = {"status": "ready" if ready else "no_ready_pods"}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        **text_route(CONTENT_TYPE_LATEST.split(";")[0], "Prometheus metrics (text format)."),
+    )
     async def metrics() -> Response:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models", dependencies=api)
-    async def models() -> dict[str, Any]:
+    async def models() -> ModelList:
         return {"object": "list", "data": [_model_card(*n) for n in state.pools.names()]}
 
-    @app.get("/v1/models/{model}", dependencies=api)
-    async def model(model: str) -> dict[str, Any]:
+    @app.get(
+        "/v1/models/{model}", dependencies=api, responses=error_responses(ErrorCode.MODEL_NOT_FOUND)
+    )
+    async def model(model: str) -> Model:
         pool = state.pools.resolve(model).model
         kind = next((k for n, _, k in state.pools.names() if n == model), "pool")
         return _model_card(model, pool, kind)
@@ -192,18 +232,30 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
             raise AsrpoolError(ErrorCode.NOT_FOUND, f"No file {name}.")
         return FileResponse(path)
 
-    @app.post("/v1/audio/transcriptions", dependencies=api)
+    upload_mb = settings.max_upload_bytes
+
+    @app.post(
+        "/v1/audio/transcriptions",
+        dependencies=api,
+        **audio_route(summary="Transcribe audio", errors=AUDIO_ERRORS, max_upload_bytes=upload_mb),
+    )
     async def transcriptions(request: Request) -> Response:
         return await _relay(request, state, "/v1/audio/transcriptions")
 
-    @app.post("/v1/audio/translations", dependencies=api)
+    @app.post(
+        "/v1/audio/translations",
+        dependencies=api,
+        **audio_route(
+            summary="Translate audio into English", errors=AUDIO_ERRORS, max_upload_bytes=upload_mb
+        ),
+    )
     async def translations(request: Request) -> Response:
         return await _relay(request, state, "/v1/audio/translations")
 
     return app
 
 
-def _model_card(name: str, pool: str, kind: str) -> dict[str, Any]:
+def _model_card(name: str, pool: str, kind: str) -> Model:
     """OpenAI's model object; ``asrpool_pool`` / ``asrpool_kind`` say what the name reaches."""
     return {
         "id": name,
@@ -376,11 +428,16 @@ async def _read_job(request: Request, state: RouterState, path: str) -> tuple[Jo
         size = upload.size if upload.size is not None else 0
         head = await upload.read(4096)
         await upload.seek(0)
+        fields = [(k, str(v)) for k, v in form.multi_items() if k != "file"]
+        values: dict[str, list[str]] = {}
+        for k, v in fields:
+            values.setdefault(k, []).append(v)
+        # Refused here, with the worker's own words, before the request takes a slot.
+        audio = read_form(values)
     except BaseException:
         await form.close()
         hold.release()
         raise
-    fields = [(k, str(v)) for k, v in form.multi_items() if k != "file"]
     priority = _PRIORITIES.get(
         request.headers.get(_PRIORITY_HEADER, "").lower(), Priority.INTERACTIVE
     )
@@ -395,8 +452,7 @@ async def _read_job(request: Request, state: RouterState, path: str) -> tuple[Jo
         ),
         audio_seconds=estimate_audio_seconds(head, size),
         priority=priority,
-        response_format=next((v for k, v in fields if k == "response_format"), "") or "json",
-        stream=next((v for k, v in fields if k == "stream"), "").lower() in ("true", "1"),
+        response_format=audio.response_format,
+        stream=audio.stream,
     )
-    model = next((v for k, v in fields if k == "model"), None)
-    return job, model
+    return job, audio.model

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from asrpool import transcript_stream as stream_events
+from asrpool.audio_answers import Logprob
 from asrpool.transcript_stream import OFFSET_FIELD
 from asrpool.wire import ERRORS, AsrpoolError, ErrorCode, parse_error
 
@@ -263,7 +264,7 @@ async def forward_stream(
     """
     slot = await runner.acquire(job.audio_seconds, job.priority)
     texts: list[str] = []
-    logprobs: list[dict[str, Any]] = []
+    logprobs: list[Logprob] = []
     output_tokens = 0
     offset = 0.0
     while True:

@@ -12,6 +12,7 @@ import concurrent.futures
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +35,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPool]:
     """``asrpool local --workers 2``, health-checked every 0.5 s (a dead pod shows soon)."""
-    pool = start_local(tmp_path_factory.mktemp("dashboard"), "--health-interval", "0.5")
+    # Sharding off: each upload is one request on one pod, so "both pods busy" means two uploads.
+    pool = start_local(
+        tmp_path_factory.mktemp("dashboard"),
+        "--health-interval", "0.5", "--shard-min-seconds", "0",
+    )  # fmt: skip
     try:
         yield pool
     finally:
@@ -114,6 +119,15 @@ def open_dashboard(browser: Browser) -> Iterator[OpenDashboard]:
     yield open_
     for context in contexts:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def lecture(speech: dict[str, Clip], tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    """'long' five times over (about two minutes): a decode that lasts several polls of the
+    page even on an idle machine, where 'long' alone is done in about a second."""
+    path = tmp_path_factory.mktemp("lecture") / "lecture.wav"
+    subprocess.run(["sox", *[str(speech["long"].path)] * 5, str(path)], check=True)
+    return Clip(path, " ".join([speech["long"].text] * 5))
 
 
 def burst(pool: LocalPool, clip: Clip, n: int) -> list[concurrent.futures.Future[httpx.Response]]:
@@ -196,13 +210,13 @@ def test_a_wrong_key_shows_a_clear_message_and_the_right_one_shows_the_pool(
 
 
 def test_pods_show_their_load_while_requests_run_and_zero_after(
-    local: LocalPool, open_dashboard: OpenDashboard, speech: dict[str, Clip]
+    local: LocalPool, open_dashboard: OpenDashboard, lecture: Clip
 ) -> None:
     dash = open_dashboard(local.url, local.api_key)
     dash.wait(BOTH_READY, 15, "two ready pods with a budget of 1")
     before = live(local)["stats"]["total_tasks"]
     # Four long transcriptions on two slots: both pods busy, two requests queued.
-    futures = burst(local, speech["long"], 4)
+    futures = burst(local, lecture, 4)
     dash.wait(
         "[...document.querySelectorAll('.pod')].every((el) => el.dataset.inFlight === '1')",
         60,
@@ -263,12 +277,12 @@ def test_on_a_phone_everything_fits_the_width(
 
 
 def test_a_killed_worker_shows_as_unreachable_until_it_is_back(
-    local: LocalPool, open_dashboard: OpenDashboard, speech: dict[str, Clip]
+    local: LocalPool, open_dashboard: OpenDashboard, lecture: Clip
 ) -> None:
     dash = open_dashboard(local.url, local.api_key)
     dash.wait(BOTH_READY, 15, "two ready pods")
     victim = dash.pods()[0]["id"]
-    futures = burst(local, speech["long"], 2)
+    futures = burst(local, lecture, 2)
     dash.wait(
         "[...document.querySelectorAll('.pod')].every((el) => el.dataset.inFlight === '1')",
         60,

@@ -199,3 +199,20 @@ def test_stats_live_and_metrics_show_the_queue_by_class_and_live_sessions() -> N
     assert stats["pools"][0]["queue_by_priority"] == {"realtime": 0, "interactive": 1, "batch": 1}
     assert live["sessions"]["open"] == 1
     assert set(live["history"]["pools"]) == {"tiny.en"}
+
+
+def test_a_router_whose_pods_are_all_busy_is_still_ready():
+    # Found by schemathesis: /readyz said 503 no_ready_pods while the only slot was in use,
+    # which would take a fully loaded router out of its Service.
+    from asrpool_router.logic.pool import Granted
+    from asrpool_router.logic.request import Priority
+
+    pools = _registry()
+    pool = pools.resolve("tiny.en").pool
+    assert not pools.any_ready()  # no pod at all
+    pool.upsert_pod("a", "http://a", now=0.0, load=None)
+    while isinstance(pool.submit(audio_seconds=1.0, priority=Priority.BATCH, now=0.0), Granted):
+        pass  # every slot taken: the next request queues
+    assert pools.any_ready()
+    pool.upsert_pod("a", "http://a", ready=False, now=0.0)
+    assert not pools.any_ready()

@@ -95,6 +95,10 @@ def parse_event(
         raise ProtocolError("invalid_event", "Each message must be a JSON object with a 'type'.")
     event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
     kind = event.get("type")
+    if not isinstance(kind, str):  # found by fuzzing: a list as the type was a TypeError
+        raise ProtocolError(
+            "invalid_event", "'type' must be a string.", param="type", event_id=event_id
+        )
     try:
         if kind in UPDATE_EVENTS:
             session = event.get("session")
@@ -280,6 +284,25 @@ def _is_logprob(p: object) -> bool:
     return raw_bytes is None or (
         isinstance(raw_bytes, list) and all(isinstance(b, int) for b in raw_bytes)
     )
+
+
+# Found by fuzzing: a negative padding, or a max_chunk_ms of 10**30 that never cuts (and so
+# holds a talking client's audio without end), were taken as they came.
+_MS_RANGES = {
+    "silence_duration_ms": (0, 10_000),
+    "prefix_padding_ms": (0, 10_000),
+    "max_chunk_ms": (2_000, 30_000),  # a Whisper window is 30 s
+}
+
+
+def _ms(td: dict[str, Any], key: str, current: int) -> int:
+    value = td.get(key, current)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} must be a number")
+    low, high = _MS_RANGES[key]
+    if not low <= value <= high:  # NaN is out of every range
+        raise ValueError(f"{key} must be from {low} to {high}")
+    return int(value)
 
 
 # --- server events ------------------------------------------------------------------
