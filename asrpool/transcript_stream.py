@@ -97,7 +97,7 @@ def delta(
     if logprobs is not None:
         event["logprobs"] = logprobs
     if end_s is not None:
-        event["asrpool_end"] = round(end_s, 3)  # END_MARK
+        event[END_MARK] = round(end_s, 3)
     return event
 
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
@@ -296,11 +297,23 @@ async def forward_stream(
                         break
                     kind = event.get("type")
                     if kind == stream_events.DELTA and isinstance(event.get("delta"), str):
+                        end = _pod_number(event.get(stream_events.END_MARK), offset)
+                        marks = event.get("logprobs") or []
+                        if end is None or end < offset or not isinstance(marks, list):
+                            answer = _MALFORMED  # never relayed; resumed elsewhere from offset
+                            break
                         texts.append(event["delta"])
-                        logprobs.extend(event.get("logprobs") or [])
-                        offset = float(event.get(stream_events.END_MARK) or offset)
+                        logprobs.extend(marks)
+                        offset = end
                         yield stream_events.for_client(event)
                     elif kind == stream_events.DONE:
+                        usage = event.get("usage") or {}
+                        tokens = _pod_number(
+                            usage.get("output_tokens") if isinstance(usage, dict) else None, 0
+                        )
+                        if not isinstance(usage, dict) or tokens is None:
+                            answer = _MALFORMED
+                            break
                         done = event
                         break
                     elif kind == stream_events.ERROR:
@@ -314,7 +327,7 @@ async def forward_stream(
         if done is not None:
             runner.release(slot, Outcome.of(OutcomeKind.OK))
             usage = done.get("usage") or {}
-            output_tokens += int(usage.get("output_tokens") or 0)
+            output_tokens += int(_pod_number(usage.get("output_tokens"), 0) or 0)
             yield stream_events.done(
                 "".join(texts),
                 audio_seconds=job.audio_seconds,
@@ -340,6 +353,21 @@ async def forward_stream(
         if isinstance(next_slot, GiveUp):
             raise _final_error(next_slot, outcome, answer)
         slot = next_slot
+
+
+# A pod's event that is not what our workers send (a mark that is no number or goes back,
+# logprobs that are no list, usage that is no object): the stream is not trusted further.
+_MALFORMED = Answer(AttemptResult(status=200, body_text="malformed stream event"))
+
+
+def _pod_number(value: object, default: float) -> float | None:
+    """A number field of a pod's event: ``default`` when absent, None when it is not a
+    finite number (a pod's bytes are checked, never trusted into ``float()``)."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _error_event_answer(event: dict[str, Any]) -> Answer:

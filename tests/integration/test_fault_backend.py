@@ -240,6 +240,16 @@ def test_one_connection_serves_many_requests_chunked_or_not(backend: ServerProce
         (Mode.OK_EMPTY, 200, "application/json", ""),
         (Mode.OK_NOT_JSON, 200, "application/json", NOT_JSON_BODY),
         (Mode.OK_WRONG_SHAPE, 200, "application/json", json.dumps({WRONG_SHAPE_KEY: DEFAULT_TEXT})),
+        (
+            Mode.STREAM_BAD_MARK,
+            200,
+            "text/event-stream",
+            "data: "
+            + json.dumps(
+                {"type": "transcript.text.delta", "delta": DEFAULT_TEXT, "asrpool_end": "soon"}
+            )
+            + "\n\n",
+        ),
     ],
 )
 def test_each_answering_mode_sends_its_status_type_and_body(

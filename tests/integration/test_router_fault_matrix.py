@@ -25,7 +25,8 @@ import httpx
 import openai
 import pytest
 
-from tests.support.fault_backend import Mode, fault_backend, hits, set_fault
+from asrpool.transcript_stream import EventReader
+from tests.support.fault_backend import DEFAULT_TEXT, Mode, fault_backend, hits, set_fault
 from tests.support.procs import ONE_DECODE_FITS, ServerProcess, router, workers
 from tests.support.router_checks import assert_no_slots_held, pod_stats, transcribe
 from tests.support.speech import SENTENCES, word_error_rate
@@ -104,6 +105,44 @@ def test_no_fault_shape_of_a_pod_reaches_the_client(
         if mode in FAST_FAULTS:
             # A pod that fails in milliseconds never takes more than its one try per request.
             assert hits(bad.url)["total"] <= len(answers) + rounds
+        assert "Traceback" not in r.log()
+
+
+def test_a_pod_whose_stream_is_malformed_is_left_and_the_stream_goes_on_elsewhere(
+    tmp_path: Path, speech: dict[str, Any], two_workers: list[ServerProcess]
+) -> None:
+    """A pod streams a delta whose end mark is no number: the router relays none of it,
+    counts a bad answer and decodes the upload on a worker; every stream ends whole."""
+    with (
+        fault_backend(tmp_path, Mode.STREAM_BAD_MARK) as bad,
+        router(tmp_path, [bad.url, *(w.url for w in two_workers)], "--health-interval", "600") as r,
+    ):
+        texts = []
+        # Until the bad pod had its share (the pick is random), bounded.
+        for i in range(16):
+            if i >= 4 and hits(bad.url)["total"] >= 2:
+                break
+            name = CLIPS[i % len(CLIPS)]
+            with speech[name].path.open("rb") as f:
+                resp = httpx.post(
+                    f"{r.url}/v1/audio/transcriptions",
+                    files={"file": (f"{name}.wav", f.read())},
+                    data={"model": "whisper-1", "stream": "true"},
+                    timeout=120,
+                )
+            assert resp.status_code == 200, resp.text
+            events = EventReader().feed(resp.content)
+            assert events[-1]["type"] == "transcript.text.done", events
+            deltas = "".join(e["delta"] for e in events if e["type"] == "transcript.text.delta")
+            assert "soon" not in resp.text and DEFAULT_TEXT not in deltas
+            assert deltas.strip() == events[-1]["text"].strip()
+            texts.append((name, events[-1]["text"]))
+        for name, text in texts:
+            assert word_error_rate(SENTENCES[name], text) < 0.35, text
+        assert hits(bad.url)["total"] >= 1, "the bad pod was never tried"
+        s = assert_no_slots_held(r.url, within_s=20)
+        assert s["failed_tasks"] == 0
+        assert s["pools"][0]["retries"].get("bad_answer", 0) >= 1, s
         assert "Traceback" not in r.log()
 
 

@@ -49,6 +49,7 @@ import httpx
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_form
 
+from asrpool import transcript_stream as stream_events
 from asrpool.wire import ERROR_CODE_HEADER, ERRORS, ErrorCode, error_body
 from tests.support.procs import ServerProcess, free_port
 
@@ -70,6 +71,8 @@ class Mode(StrEnum):
     OK_EMPTY = "ok_empty"  # 200 application/json, empty body
     OK_NOT_JSON = "ok_not_json"  # 200 application/json, a body that is not JSON
     OK_WRONG_SHAPE = "ok_wrong_shape"  # 200 JSON without a "text" string
+    # 200 text/event-stream: one delta whose end mark is no number, then nothing
+    STREAM_BAD_MARK = "stream_bad_mark"
     OK_TRUNCATED = "ok_truncated"  # 200, Content-Length larger than the bytes sent, then FIN
     RESET_AFTER_UPLOAD = "reset_after_upload"  # reads the upload, then RST (SO_LINGER 0)
     HANG = "hang"  # reads the upload and never answers
@@ -404,6 +407,15 @@ FIXED_ANSWERS: dict[Mode, Callable[[str], Answer]] = {
     Mode.OK_EMPTY: lambda _: Answer(200, "application/json", b""),
     Mode.OK_NOT_JSON: lambda _: Answer(200, "application/json", NOT_JSON_BODY.encode()),
     Mode.OK_WRONG_SHAPE: lambda text: Answer.json(200, {WRONG_SHAPE_KEY: text}),
+    Mode.STREAM_BAD_MARK: lambda text: Answer(
+        200,
+        stream_events.MEDIA_TYPE,
+        b"data: "
+        + json.dumps(
+            {"type": stream_events.DELTA, "delta": text, stream_events.END_MARK: "soon"}
+        ).encode()
+        + b"\n\n",
+    ),
 }
 
 
