@@ -97,7 +97,7 @@ def delta(
     if logprobs is not None:
         event["logprobs"] = logprobs
     if end_s is not None:
-        event[END_MARK] = round(end_s, 3)
+        event["asrpool_end"] = round(end_s, 3)  # END_MARK: a TypedDict key is a literal
     return event
 
 
