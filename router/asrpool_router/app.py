@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from asrpool.credentials import worker_headers
 from asrpool.http_errors import install_error_handlers
 from asrpool.uploads import read_audio_form
 from asrpool.wire import AsrpoolError, ErrorCode
@@ -76,7 +77,8 @@ class RouterState:
         self.client = httpx.AsyncClient(
             limits=httpx.Limits(
                 max_connections=None, max_keepalive_connections=64, keepalive_expiry=4.0
-            )
+            ),
+            headers=worker_headers(settings.worker_token),
         )
         self.discovery: StaticDiscovery | KubeDiscovery
         if settings.kubernetes:

@@ -6,25 +6,12 @@ attacker nothing about which key nearly matched. Keys are never logged.
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import Request
 
+from asrpool.credentials import bearer_token, key_matches
 from asrpool.wire import AsrpoolError, ErrorCode
 
-
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def key_matches(token: str, keys: tuple[str, ...]) -> bool:
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(token.encode(), key.encode())
-    return matched
+__all__ = ["ApiKeyAuth", "bearer_token", "key_matches"]
 
 
 class ApiKeyAuth:

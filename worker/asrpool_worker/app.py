@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -29,6 +29,7 @@ from asrpool.uploads import read_audio_form, too_large
 from asrpool.wire import AsrpoolError, ErrorCode
 
 from . import audio
+from .auth import RouterOnly
 from .engine import WhisperEngine, model_size_mb
 from .formats import FORMATS
 from .guard import MemoryCosts, MemoryGuard
@@ -193,6 +194,7 @@ def create_app(
     app = FastAPI(title="asrpool worker", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.worker = state
     install_error_handlers(app)
+    only_routers = [Depends(RouterOnly(settings.worker_token))]
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -214,7 +216,7 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", dependencies=only_routers)
     async def models() -> dict[str, Any]:
         return {
             "object": "list",
@@ -223,11 +225,11 @@ def create_app(
             ],
         }
 
-    @app.post("/v1/audio/transcriptions")
+    @app.post("/v1/audio/transcriptions", dependencies=only_routers)
     async def transcriptions(request: Request) -> Response:
         return await _handle(request, state, task="transcribe", endpoint="transcriptions")
 
-    @app.post("/v1/audio/translations")
+    @app.post("/v1/audio/translations", dependencies=only_routers)
     async def translations(request: Request) -> Response:
         return await _handle(request, state, task="translate", endpoint="translations")
 
