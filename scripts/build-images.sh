@@ -125,9 +125,10 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/asrpool-images.XXXXXX")
 DOCKERD_PID=
-# Directories dockerd and its shims make whatever their configuration says; removed again
-# (when empty) if they were not there before.
-HOST_DIRS=(/run/docker/plugins /run/docker /run/containerd/s /run/containerd)
+# Directories dockerd and its shims use whatever their configuration says: in dockerd's own
+# mount namespace they are bound to directories under the cache, so nothing lands in the host's
+# (and nothing races another engine's). Mount points made here are removed again (if free).
+HOST_DIRS=(/run/docker /run/containerd)
 MADE_DIRS=()
 cleanup() {
   if [[ -n $DOCKERD_PID ]]; then
@@ -136,6 +137,10 @@ cleanup() {
     for _ in $(seq 1 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$DOCKERD_PID" 2>/dev/null || true
     for dir in "${MADE_DIRS[@]}"; do rmdir "$dir" 2>/dev/null || true; done
+    # The build containers' cgroups (empty once dockerd is gone).
+    for dir in /sys/fs/cgroup/*/asrpool-build; do
+      [[ -d $dir ]] && { find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true; }
+    done
   fi
   rm -rf "$WORK"
 }
@@ -149,13 +154,23 @@ if ! docker info >/dev/null 2>&1; then
   [[ $(id -u) == 0 ]] || die "no Docker engine answers; starting a private dockerd needs root"
   d="$CACHE/docker"
   export DOCKER_HOST="unix://$d/docker.sock"
-  for dir in "${HOST_DIRS[@]}"; do [[ -e $dir ]] || MADE_DIRS+=("$dir"); done
+  for dir in "${HOST_DIRS[@]}"; do
+    [[ -e $dir ]] || { mkdir -p "$dir" && MADE_DIRS+=("$dir"); }
+    mkdir -p "$d/run/${dir#/run/}"
+  done
   log "starting a private dockerd (data in $d/data, log in $d/dockerd.log)"
   # --bridge=none, --iptables=false, --ip-forward=false: it changes nothing on the host's
   # network; builds run their RUN steps in the host's network namespace (--network host).
-  dockerd --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/dockerd.pid" \
+  # Its own mount namespace: its mounts (overlays, the netns it binds under exec-root) go
+  # with it, even when it is killed.
+  # shellcheck disable=SC2016  # $1 is the inner shell's
+  unshare --mount --propagation slave sh -c \
+    'mount --bind "$1/run/docker" /run/docker && mount --bind "$1/run/containerd" /run/containerd &&
+     shift && exec "$@"' sh "$d" \
+    dockerd --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/dockerd.pid" \
     -H "$DOCKER_HOST" --bridge=none --iptables=false --ip-forward=false --ip-masq=false \
-    --exec-opt native.cgroupdriver=cgroupfs --containerd-namespace asrpool-build \
+    --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent=/asrpool-build \
+    --containerd-namespace asrpool-build \
     --containerd-plugins-namespace asrpool-build-plugins >"$d/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
   for _ in $(seq 1 120); do
