@@ -149,6 +149,11 @@ def _pool_manifest() -> dict[str, Any]:
             # memory limit (request = limit).
             "resources": {"cpu": "250m", "memory": "1Gi"},
             "args": ["--cpu-threads", "1"],
+            # One attempt per request: a pod that went away mid-request would fail it, so the
+            # disruption tests see the drain itself (preStop, endpoint removal, SIGTERM),
+            # not the router's retries covering for it. (With retries a SIGKILLed pod loses
+            # nothing either: tests/integration/test_router_fault_matrix.py, test_compose.py.)
+            "retry": {"maxAttempts": 1},
         },
     }
 
