@@ -159,14 +159,18 @@ def _pool_manifest() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def release(cluster: ClusterUnderTest) -> str:
-    """The chart, installed as users install it; returns the namespace."""
+def release(cluster: ClusterUnderTest) -> Iterator[str]:
+    """The chart, installed as users install it; returns the namespace. A cluster we did not
+    make is left as we found it (ours goes whole)."""
     kube = cluster.kube
     kube.helm(
         "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace",
         "--wait", "--timeout=240s", timeout=300,
     )  # fmt: skip
-    return NAMESPACE
+    yield NAMESPACE
+    if cluster.layout is None:
+        kube.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False, timeout=300)
+        kube.kubectl("delete", "namespace", NAMESPACE, "--timeout=180s", check=False, timeout=240)
 
 
 def pool_ready(kube: Kube, replicas: int = 2) -> bool:
