@@ -19,7 +19,6 @@ import fcntl
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -140,7 +139,7 @@ def up(
         if state_dir.exists():
             # Ours (nothing else names a directory after an unregistered cluster): the logs
             # a failed start kept, or a cluster lost with a reboot.
-            shutil.rmtree(state_dir)
+            subprocess.run(["rm", "-rf", "--one-file-system", str(state_dir)], check=True)
         layout = Layout(name, index, state_dir)
         entry = Entry(name, index, str(state_dir), owner_pid)
         layout.logs.mkdir(parents=True, exist_ok=True)
@@ -450,15 +449,15 @@ def _down(entry: Entry, keep_logs: bool = False) -> list[str]:
 
 
 def _remove_state(layout: Layout, keep_logs: bool) -> None:
-    if not keep_logs:
-        shutil.rmtree(layout.state, ignore_errors=True)
+    """The cluster's directory (its logs kept if asked). rm(1), not shutil.rmtree: the unpacked
+    images are ~30,000 files, which rm removed in 4 s and rmtree in 27 s here."""
+    if not layout.state.exists():
         return
-    for child in layout.state.iterdir():
-        if child.name != "logs":
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child, ignore_errors=True)
-            else:
-                child.unlink(missing_ok=True)
+    doomed = [layout.state]
+    if keep_logs:
+        doomed = [child for child in layout.state.iterdir() if child.name != "logs"]
+    if doomed:
+        subprocess.run(["rm", "-rf", "--one-file-system", *map(str, doomed)], check=False)
 
 
 def wait_for_port(host_ip: str, port: int, timeout_s: float) -> bool:
