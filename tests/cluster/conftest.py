@@ -1,13 +1,15 @@
 """Fixtures for tests on a real one-node cluster: real kubelet, containerd, our images, the chart.
 
-``cluster`` (session) brings up a local cluster (``localcluster``: what ``make cluster-up`` runs)
-named after the session, its files in pytest's temporary directory, and takes it down at the
-end, keeping the logs. With ``ASRPOOL_TEST_KUBECONFIG`` set the tests use that cluster instead
-(``make e2e-kind``); it must have our images loaded, the worker's also under the tag
-``ROLLOUT_WORKER_IMAGE``. ``release`` installs the chart into ``speech`` with ``helm install
---wait``; ``pool`` applies a small CPU ASRPool (tiny.en) and waits for its pods to be Ready.
-``router`` port-forwards the router Service. When the tools or images cannot be built, or the
-cluster cannot start, every test here fails with the reason: these tests never skip.
+``cluster`` (package: one per session, gone before the rest of the suite runs, whose timing
+tests would otherwise share two cores with it) brings up a local cluster (``localcluster``:
+what ``make cluster-up`` runs) named after the session, its files in pytest's temporary
+directory, and takes it down after the last test here, keeping the logs. With
+``ASRPOOL_TEST_KUBECONFIG`` set the tests use that cluster instead (``make e2e-kind``); it must
+have our images loaded, the worker's also under the tag ``ROLLOUT_WORKER_IMAGE``. ``release``
+installs the chart into ``speech`` with ``helm install --wait``; ``pool`` applies a small CPU
+ASRPool (tiny.en) and waits for its pods to be Ready. ``router`` port-forwards the router
+Service. When the tools or images cannot be built, or the cluster cannot start, every test here
+fails with the reason: these tests never skip.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def _status_fields(text: str) -> dict[str, str]:
     return {k: v.strip() for k, _, v in (line.partition(":") for line in text.splitlines())}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTest]:
     workdir = tmp_path_factory.mktemp("cluster")
     bin_dir = Path(_script("build-k8s-tools.sh", timeout=BUILD_TIMEOUT_S)[-1])
@@ -158,7 +160,7 @@ def _pool_manifest() -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def release(cluster: ClusterUnderTest) -> Iterator[str]:
     """The chart, installed as users install it; returns the namespace. A cluster we did not
     make is left as we found it (ours goes whole)."""
@@ -183,7 +185,7 @@ def pool_ready(kube: Kube, replicas: int = 2) -> bool:
     return settled and status.get("readyReplicas") == replicas
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def pool(cluster: ClusterUnderTest, release: str) -> str:
     kube = cluster.kube
     kube.apply(release, _pool_manifest())
