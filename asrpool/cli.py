@@ -49,6 +49,13 @@ def add_worker_options(p: argparse.ArgumentParser) -> None:
         help="decodes the engine runs at once (default: 2)",
     )
     g.add_argument(
+        "--slots",
+        type=int,
+        default=env_int("ASRPOOL_SLOTS", 0),
+        help="requests taken at once from all routers; more get 503 worker_busy at once "
+        "(default: --num-workers)",
+    )
+    g.add_argument(
         "--memory-budget-mb",
         type=float,
         default=env_float("ASRPOOL_MEMORY_BUDGET_MB", 0.0),
@@ -120,6 +127,7 @@ def worker_settings(args: argparse.Namespace, *, host: str, port: int) -> Worker
         compute_type=args.compute_type,
         cpu_threads=args.cpu_threads,
         num_workers=args.num_workers,
+        slots=args.slots,
         memory_budget_mb=args.memory_budget_mb,
         memory_per_request_mb=args.memory_per_request_mb,
         memory_per_audio_second_mb=args.memory_per_audio_second_mb,
@@ -148,6 +156,16 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
         default=env_int("ASRPOOL_PER_POD", 2, "ASR_MAX_CONCURRENT"),
         help="requests one worker runs at once (ASR_MAX_CONCURRENT is honoured too)",
     )
+    g.add_argument(
+        "--alias",
+        action="append",
+        type=_alias,
+        default=[_alias(a) for a in (env_str("ASRPOOL_ALIASES") or "").split(",") if a.strip()],
+        metavar="NAME=POOL",
+        help="another model name clients may send for a pool (repeatable; also "
+        "ASRPOOL_ALIASES=a=tiny.en,b=large-v3); OpenAI's own model names always reach the "
+        "default pool",
+    )
     g.add_argument("--max-queue", type=int, default=env_int("ASRPOOL_MAX_QUEUE", 64))
     g.add_argument("--queue-timeout", type=float, default=env_float("ASRPOOL_QUEUE_TIMEOUT", 120.0))
     g.add_argument(
@@ -160,6 +178,33 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
         help="a cap on attempts per request, over all pods; 0 (default): none, a request "
         "tries every pod that has not failed it until its deadline (ASR_MAX_RETRIES + 1 "
         "is honoured too)",
+    )
+    g.add_argument(
+        "--shard-min-seconds",
+        type=float,
+        default=env_float("ASRPOOL_SHARD_MIN_SECONDS", 60.0),
+        help="uploads at least this long are cut at pauses into ~30 s pieces decoded on as "
+        "many pods as have room, then joined (default: 60; 0 = never)",
+    )
+    g.add_argument(
+        "--cache-mb",
+        type=float,
+        default=env_float("ASRPOOL_CACHE_MB", 64.0),
+        help="memory for answers to identical requests (same key, audio and fields; "
+        "Cache-Control: no-store skips it); 0 = no cache (default: 64)",
+    )
+    g.add_argument(
+        "--cache-redis",
+        default=env_str("ASRPOOL_CACHE_REDIS"),
+        metavar="URL",
+        help="keep those answers in Redis instead (redis://host:6379/0), shared by every "
+        "router of a fleet",
+    )
+    g.add_argument(
+        "--cache-ttl",
+        type=float,
+        default=env_float("ASRPOOL_CACHE_TTL", 3600.0),
+        help="seconds an answer stays in Redis (default: 3600)",
     )
     g.add_argument(
         "--eject-after",
@@ -225,6 +270,13 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
         default=env_float("ASRPOOL_SESSION_IDLE_TIMEOUT", 120.0),
         help="end a live session after this many seconds with no client message (default: 120)",
     )
+
+
+def _alias(value: str) -> tuple[str, str]:
+    name, sep, pool = value.strip().partition("=")
+    if not sep or not name.strip() or not pool.strip():
+        raise argparse.ArgumentTypeError(f"--alias takes NAME=POOL, got {value!r}")
+    return name.strip(), pool.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -312,8 +364,31 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="print the pools and pods of a router (from /stats)")
     st.add_argument("--url", default=env_str("ASRPOOL_URL", "http://127.0.0.1:8000"))
     st.add_argument("--api-key", default=env_str("ASRPOOL_API_KEY") or env_str("OPENAI_API_KEY"))
-    st.add_argument("--json", action="store_true", help="print /stats as JSON")
+    shown = st.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print /stats as JSON")
+    shown.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep the picture on screen, redrawn in place, with the last minutes (Ctrl-C quits)",
+    )
+    st.add_argument(
+        "--interval",
+        type=_redraw_interval,
+        default=1.0,
+        help="seconds between redraws with --watch (default 1)",
+    )
     return parser
+
+
+def _redraw_interval(text: str) -> float:
+    """--interval: at least 0.1 s (a router is not a benchmark target for a status screen)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0.1:
+        raise argparse.ArgumentTypeError("must be at least 0.1 seconds")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -372,10 +447,15 @@ def router_settings(args: argparse.Namespace, *, backends: list[str]) -> RouterS
         api_keys=() if args.no_auth else load_api_keys(args.api_keys_file),
         auth=not args.no_auth,
         per_pod=args.per_pod,
+        aliases=tuple(args.alias),
         max_queue=args.max_queue,
         queue_timeout_s=args.queue_timeout,
         max_attempts=args.max_attempts,
         request_timeout_s=args.request_timeout,
+        shard_min_s=args.shard_min_seconds,
+        cache_mb=args.cache_mb,
+        cache_redis=args.cache_redis,
+        cache_ttl_s=args.cache_ttl,
         eject_after=args.eject_after,
         ejection_s=args.ejection_time,
         max_ejection_percent=args.max_ejection_percent,

@@ -23,11 +23,15 @@ one ``uvicorn[standard]`` (our dependency) runs by default.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -176,14 +180,101 @@ def _declares_body(scope: Scope) -> bool:
     return headers.get(b"content-length", b"").strip() not in (b"", b"0")
 
 
+class HeadAsGet:
+    """ASGI middleware: HEAD is served as GET (RFC 9110 §9.3.2), on every route that has GET.
+
+    The app sees a GET; the answer keeps the GET's headers, Content-Length included, and
+    loses its body. FastAPI registers routes for the methods they name only, so without
+    this a HEAD where GET exists would be 405 (and ``Allow`` says HEAD wherever GET is).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+# Probes and scrapes come every few seconds from kubelets, routers and Prometheus: an access
+# log line for each would bury the one line per real request.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/models"})
+
+
+class QuietProbes(logging.Filter):
+    """Drops uvicorn's access log records of probe paths (their args: client, method, path…)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            return args[2].split("?", 1)[0] not in PROBE_PATHS
+        return True
+
+
 def serve_http(
     app: ASGIApp, *, host: str, port: int, timeouts: ServerTimeouts, **uvicorn_options: Any
 ) -> None:
-    """Run ``app`` under uvicorn with both guards; ``uvicorn_options`` go to ``uvicorn.run``."""
+    """Run ``app`` under uvicorn with both guards; ``uvicorn_options`` go to ``uvicorn.run``.
+
+    Logging is the command line's (``--log-level``, one format for all our loggers), not
+    uvicorn's own configuration: at INFO one access line per request, probes left out.
+    """
+    logging.getLogger("uvicorn.access").addFilter(QuietProbes())
     uvicorn.run(
         BodyGuard(app, timeouts.body_s),
         host=host,
         port=port,
         http=http_protocol(timeouts.header_s),
+        log_config=None,
         **uvicorn_options,
     )
+
+
+class Once:
+    """Something to give back exactly once, from whichever path ends first."""
+
+    def __init__(self, give_back: Callable[[], None]) -> None:
+        self._give_back: Callable[[], None] | None = give_back
+
+    def __call__(self) -> None:
+        give_back, self._give_back = self._give_back, None
+        if give_back is not None:
+            give_back()
+
+
+class OwnedStream(StreamingResponse):
+    """A streamed answer that gives back what it holds (slots, uploads) when it ends.
+
+    The body's own ``finally`` is not enough: when the client is gone before the body
+    starts, Starlette never iterates it, and a never-started generator runs no ``finally``.
+    """
+
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        media_type: str,
+        on_close: list[Callable[[], Awaitable[None] | None]],
+    ) -> None:
+        super().__init__(body, media_type=media_type)
+        self.on_close = on_close
+        self._body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self._body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            for give_back in self.on_close:
+                result = give_back()
+                if inspect.isawaitable(result):
+                    await result

@@ -39,6 +39,7 @@ _WORKER_FLAGS = {
     "device": "--device",
     "compute_type": "--compute-type",
     "num_workers": "--num-workers",
+    "slots": "--slots",
     "memory_budget_mb": "--memory-budget-mb",
     "memory_per_request_mb": "--memory-per-request-mb",
     "memory_per_audio_second_mb": "--memory-per-audio-second-mb",
@@ -69,13 +70,17 @@ def _free_port(host: str) -> int:
 
 
 class WorkerProcess:
-    def __init__(self, index: int, host: str, port: int, flags: list[str]) -> None:
+    def __init__(
+        self, index: int, host: str, port: int, flags: list[str], log_level: str = "WARNING"
+    ) -> None:
         self.index = index
         self.url = f"http://{host}:{port}"
         self._argv = [
             sys.executable,
             "-m",
             "asrpool",
+            "--log-level",
+            log_level,
             "worker",
             "--host",
             host,
@@ -163,8 +168,12 @@ def run_local(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)
     flags = worker_flags(args, args.workers)
+    # The router logs one line per request; the workers speak up only for what goes wrong,
+    # unless asked for everything (--log-level DEBUG).
+    worker_log = "DEBUG" if args.log_level.upper() == "DEBUG" else "WARNING"
     workers = [
-        WorkerProcess(i, args.host, _free_port(args.host), flags) for i in range(args.workers)
+        WorkerProcess(i, args.host, _free_port(args.host), flags, worker_log)
+        for i in range(args.workers)
     ]
     stopping = threading.Event()
     try:

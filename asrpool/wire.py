@@ -18,8 +18,28 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
+
 # Header the worker sets on answers so the router can classify without parsing text.
 ERROR_CODE_HEADER = "x-asrpool-error-code"
+# The model names OpenAI's SDK and docs use for transcription (openai.types.AudioModel, 3.57),
+# dated variants included: a client copied from OpenAI's docs sends one of these, and every
+# one of them means "the default pool". whisper-1 first: what older clients send.
+OPENAI_DEFAULT_MODEL = "whisper-1"
+OPENAI_TRANSCRIPTION_MODELS = (
+    OPENAI_DEFAULT_MODEL,
+    "gpt-transcribe",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "gpt-4o-mini-transcribe-2025-12-15",
+    "gpt-4o-transcribe-diarize",
+)
+
+# Headers the worker sets on every answer: its own slot count and how many of them are in
+# use once this answer is sent (all routers' requests), so a fleet of routers converges on
+# what each pod really has free.
+SLOTS_HEADER = "x-asrpool-slots"
+IN_FLIGHT_HEADER = "x-asrpool-in-flight"
 
 
 class ErrorCode(StrEnum):
@@ -37,6 +57,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     INTERNAL_ERROR = "internal_error"
     REQUEST_TIMEOUT = "request_timeout"
+    # A worker whose slots are all taken (by any router's requests): not a failure.
+    WORKER_BUSY = "worker_busy"
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,8 @@ class ErrorSpec:
     zh: str
     # Transient errors may succeed elsewhere or later; permanent ones never will.
     transient: bool
+    # The answer says when to come back (a Retry-After header, whole seconds).
+    retry_after: bool = False
 
 
 _INVALID = "invalid_request_error"
@@ -98,6 +122,7 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         "Too many requests are waiting. Retry after the time in the Retry-After header.",
         "排队的请求过多，请在 Retry-After 头所示的时间后重试。",
         transient=True,
+        retry_after=True,
     ),
     ErrorCode.QUEUE_TIMEOUT: ErrorSpec(
         503,
@@ -149,6 +174,14 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         transient=True,
     ),
     # The client's own connection was too slow: another pod would not help, so not transient.
+    ErrorCode.WORKER_BUSY: ErrorSpec(
+        503,
+        _SERVER,
+        "This speech server is busy with other requests; another one can take this request. "
+        "Try again shortly.",
+        "该语音服务器正忙于处理其他请求，请稍后重试，其他服务器可以处理此请求。",
+        transient=True,
+    ),
     ErrorCode.REQUEST_TIMEOUT: ErrorSpec(
         408,
         _INVALID,
@@ -184,13 +217,28 @@ def wants_chinese(accept_language: str | None) -> bool:
     return first == "zh" or first.startswith("zh-")
 
 
+class ErrorObject(TypedDict):
+    """OpenAI's error object: ``code`` is one of ``ErrorCode``, ``type`` its catalogue type."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str
+
+
+class ErrorResponse(TypedDict):
+    """Every error answer's body (the OpenAPI document is generated from this type)."""
+
+    error: ErrorObject
+
+
 def error_body(
     code: ErrorCode,
     message: str | None = None,
     *,
     param: str | None = None,
     chinese: bool = False,
-) -> dict[str, Any]:
+) -> ErrorResponse:
     """The OpenAI-shaped error body for ``code``.
 
     ``message`` overrides the catalogue's words (e.g. to name the bad parameter);

@@ -17,7 +17,8 @@ Peers, each on fresh backends of the same kind, the same burst (``--requests`` c
 * ``asrpool``: ``asrpool router`` in front of every backend;
 * ``seed``: the policy of the team we replace, as a client: one global semaphore of 2,
   each request on one backend (round robin over all of them, generous to the seed: it ran
-  one service), an OOM answer retried on the same backend after 5, 10, 20 s;
+  one service), an OOM answer retried on the same backend after 5, 10, 20 s, a request
+  timeout (``--seed-timeout``, 60 s; the seed's own 300 s would only be slower);
 * ``litellm``: LiteLLM's Router (every backend a deployment, ``num_retries=3``,
   ``allowed_fails=1``, ``cooldown_time=5``, a 30 s timeout), in its own virtualenv made
   under ~/.cache/asrpool/bench on first use (``bench/peers/litellm_client.py``).
@@ -109,13 +110,19 @@ class Result:
 
 
 @contextlib.contextmanager
-def backends(tmp: Path, scenario: Scenario) -> Iterator[tuple[list[str], list[ServerProcess]]]:
+def backends(
+    tmp: Path, scenario: Scenario, queue_inside: bool = False
+) -> Iterator[tuple[list[str], list[ServerProcess]]]:
+    """The scenario's backends. ``queue_inside``: for the peers, workers that queue what
+    they cannot run at once, as a plain model server does (ours refuse past their slots,
+    which only a router that tries elsewhere and waits in its own queue can use)."""
+    extra = ("--slots", "64") if queue_inside else ()
     with contextlib.ExitStack() as stack:
         bad = [
             stack.enter_context(fault_backend(tmp, mode, name=f"{scenario.name}-{i}-{mode}"))
             for i, mode in enumerate(scenario.faults)
         ]
-        pods = stack.enter_context(workers(tmp, scenario.workers, *scenario.worker_args))
+        pods = stack.enter_context(workers(tmp, scenario.workers, *scenario.worker_args, *extra))
         yield [b.url for b in bad] + [p.url for p in pods], pods
 
 
@@ -134,7 +141,9 @@ def inject_faults(scenario: Scenario, pods: list[ServerProcess]) -> Callable[[],
     return thread.join
 
 
-async def burst(send: Callable[[httpx.AsyncClient, int], object], n: int, clients: int) -> Result:
+async def burst(
+    send: Callable[[httpx.AsyncClient, int], object], n: int, clients: int, timeout_s: float = 300
+) -> Result:
     result = Result()
     gate = asyncio.Semaphore(clients)
 
@@ -150,7 +159,7 @@ async def burst(send: Callable[[httpx.AsyncClient, int], object], n: int, client
             else:
                 result.errors.append(str(error))
 
-    async with httpx.AsyncClient(timeout=300) as client:
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
         started = time.monotonic()
         await asyncio.gather(*(one(client, i) for i in range(n)))
         result.wall_s = time.monotonic() - started
@@ -175,7 +184,7 @@ def run_asrpool(tmp: Path, scenario: Scenario, clips: list[bytes], args: argpars
 
 
 def run_seed(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    with backends(tmp, scenario) as (urls, pods):
+    with backends(tmp, scenario, queue_inside=True) as (urls, pods):
         semaphore = asyncio.Semaphore(2)
         next_url = itertools.cycle(urls)
 
@@ -200,7 +209,7 @@ def run_seed(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.N
                 return "gave up"
 
         join = inject_faults(scenario, pods)
-        result = asyncio.run(burst(send, args.requests, args.clients))
+        result = asyncio.run(burst(send, args.requests, args.clients, args.seed_timeout))
         join()
         return result
 
@@ -215,7 +224,7 @@ def run_litellm(tmp: Path, scenario: Scenario, clips: list[bytes], args: argpars
         path = tmp / f"clip-{i}.wav"
         path.write_bytes(clip)
         paths.append(str(path))
-    with backends(tmp, scenario) as (urls, pods):
+    with backends(tmp, scenario, queue_inside=True) as (urls, pods):
         cmd = [str(python), str(LITELLM_CLIENT), "--requests", str(args.requests)]
         cmd += ["--clients", str(args.clients)]
         for url in urls:
@@ -236,6 +245,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--clients", type=int, default=6)
+    parser.add_argument(
+        "--seed-timeout",
+        type=float,
+        default=60.0,
+        help="the seed's request timeout (its own was 300 s: shorter keeps the run bounded "
+        "and can only flatter it)",
+    )
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     parser.add_argument("--peer", action="append", choices=sorted(PEERS))
     args = parser.parse_args()

@@ -13,6 +13,8 @@ command -v sox >/dev/null 2>&1 || need+=(sox)
 [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # `ip netns`: tests/k8s publish real workers as endpoints from their own network namespaces.
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
+# A real Redis for the answer cache a fleet of routers shares (tests start their own).
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 # The local cluster (localcluster/, tests/cluster): Debian's container runtime, CNI plugins and
 # iptables for the node; dockerd and debootstrap to build the images; Compose for deploy/.
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }

@@ -3,12 +3,14 @@
 ``run(namespace, ...)`` starts it (``asrpool operator``, ``python -m asrpool_operator``).
 Layers, each importing only those below it:
 
-    main       builds everything once, runs kopf and the resync side by side
-    handlers   kopf event handlers: name the pool an event is about, nothing more
-    reconcile  read the world, ask the core, write only the differences
-    load       the routers' /metrics over httpx
-    kube       the Kubernetes REST calls over httpx
-    logic/     every decision, pure (spec, manifests, plan, status, autoscale)
+    main        builds everything once, runs kopf, the resync and the autoscaler side by side
+    handlers    kopf event handlers: name the pool an event is about, nothing more
+    autoscaler  every few seconds: the routers' load → decisions → scale, deletion costs
+    reconcile   read the world, ask the core, write only the differences
+    metrics     the operator's own /metrics: what the autoscaler read, decided and why
+    load        the routers' /metrics over httpx
+    kube        the Kubernetes REST calls over httpx
+    logic/      every decision, pure (spec, manifests, plan, status, autoscale, ...)
 """
 
 from __future__ import annotations

@@ -73,6 +73,7 @@ SERVICES = Resource("v1", "services")
 DISRUPTION_BUDGETS = Resource("policy/v1", "poddisruptionbudgets")
 PODS = Resource("v1", "pods")
 EVENTS = Resource("v1", "events")
+HPAS = Resource("autoscaling/v2", "horizontalpodautoscalers")
 _BY_KIND = {
     ("apps/v1", "Deployment"): DEPLOYMENTS,
     ("v1", "Service"): SERVICES,
@@ -160,6 +161,12 @@ class KubeClient:
             body={"status": status},
             content_type=MERGE_PATCH,
         )
+
+    def patch(
+        self, res: Resource, namespace: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A JSON merge patch (the pods' deletion-cost annotations)."""
+        return self._call("PATCH", res.path(namespace, name), body=body, content_type=MERGE_PATCH)
 
     def scale(self, res: Resource, namespace: str, name: str, replicas: int) -> dict[str, Any]:
         """Set replicas through the scale subresource, as an HPA does."""

@@ -1,9 +1,10 @@
-"""Reads the pools' load from the routers: every ready router pod's ``/metrics``, added up.
+"""Reads the pools' load from the routers: every ready router pod's ``/metrics``, one page each.
 
-Called by the resync (``reconcile.Reconciler.sweep``) once per period when the operator runs
-with ``--router-selector``. All or nothing: when a ready router does not answer, the load is
-unknown (None) rather than too low, so the autoscaler never shrinks a pool because one
-router's page went missing.
+Called by the autoscaler (``autoscaler.Autoscaler.tick``) once per period when the operator
+runs with ``--router-selector``. A router that does not answer is named in ``missing`` and
+the others still count: the autoscaler scales on what it has, up only, and never shrinks a
+pool because one router's page went missing (during a router rollout, for instance). No
+ready router at all, or no way to list them: None, the load is unknown.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from typing import Any
 import httpx
 
 from .kube import PODS, KubeClient, KubeError
-from .logic.autoscale import PoolLoad
-from .logic.router_metrics import MetricsError, parse, total
+from .logic.router_metrics import MetricsError, PoolSample, parse
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,15 @@ class RouterTarget:
     port: int = 8000
 
 
+@dataclass(frozen=True)
+class RouterPages:
+    """One scrape: each router pod's page by the pod's name, and the ready ones that did not
+    answer."""
+
+    pages: dict[str, dict[str, PoolSample]]
+    missing: tuple[str, ...] = ()
+
+
 class RouterLoad:
     def __init__(
         self, kube: KubeClient, target: RouterTarget, http: httpx.Client | None = None
@@ -39,26 +48,29 @@ class RouterLoad:
         self.target = target
         self._http = http or httpx.Client(timeout=3.0)
 
-    def read(self) -> dict[str, PoolLoad] | None:
-        """Load by model name over all ready routers; None when any of them is unreadable."""
+    def read(self) -> RouterPages | None:
+        """Every ready router's page; None when there is no ready router to read."""
         try:
             pods = self._kube.list(PODS, self.target.namespace, self.target.selector)
         except KubeError as e:
             log.warning("cannot list router pods: %s", e)
             return None
-        urls = [_metrics_url(p, self.target.port) for p in pods if _ready(p)]
-        if not urls:
+        ready = [p for p in pods if _ready(p)]
+        if not ready:
             return None
-        pages = []
-        for url in urls:
+        pages: dict[str, dict[str, PoolSample]] = {}
+        missing = []
+        for pod in ready:
+            name = str(pod["metadata"]["name"])
+            url = _metrics_url(pod, self.target.port)
             try:
                 response = self._http.get(url)
                 response.raise_for_status()
-                pages.append(parse(response.text))
+                pages[name] = parse(response.text)
             except (httpx.HTTPError, MetricsError) as e:
                 log.warning("router metrics %s unreadable: %s", url, e)
-                return None
-        return total(pages)
+                missing.append(name)
+        return RouterPages(pages, tuple(sorted(missing)))
 
     def close(self) -> None:
         self._http.close()

@@ -1,9 +1,9 @@
-"""Starts the operator: kopf's watches and the periodic resync, side by side in one loop.
+"""Starts the operator: kopf's watches, the periodic resync and the autoscaler, in one loop.
 
 ``run(namespace, ...)`` is what ``asrpool operator`` calls; ``serve(settings)`` takes the
 settings object instead. Everything is built here, once, and passed in: the API client, the
-router load reader, the reconciler, kopf's registry and settings. kopf handles SIGTERM and
-SIGINT; when it returns, the resync stops too.
+router load reader, the reconciler, the autoscaler, kopf's registry and settings. kopf
+handles SIGTERM and SIGINT; when it returns, the periodic tasks stop too.
 """
 
 from __future__ import annotations
@@ -11,14 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import kopf
+from prometheus_client import CollectorRegistry, start_http_server
 
+from .autoscaler import Autoscaler
 from .handlers import build_registry
 from .kube import KubeClient
 from .load import RouterLoad, RouterTarget
 from .logic.labels import MANAGED_SELECTOR
 from .logic.spec import OperatorDefaults
+from .metrics import OperatorMetrics
 from .reconcile import Reconciler
 from .settings import OperatorSettings
 
@@ -34,7 +38,9 @@ def run(
     router_namespace: str | None = None,
     router_metrics_port: int = 8000,
     resync_seconds: float = 15.0,
+    autoscale_seconds: float = 2.0,
     liveness_port: int | None = 8080,
+    metrics_port: int | None = None,
 ) -> None:
     """Run the operator until SIGTERM/SIGINT.
 
@@ -45,8 +51,10 @@ def run(
         (autoscaling, status.queueDepth); None reads no load.
     router_namespace: where those routers run (default: namespace).
     router_metrics_port: the routers' HTTP port.
-    resync_seconds: how often to autoscale and re-check every pool.
+    resync_seconds: how often to re-check every pool.
+    autoscale_seconds: how often to read the routers and autoscale.
     liveness_port: port of the /healthz endpoint for the pod's liveness probe; None for none.
+    metrics_port: port of the operator's Prometheus /metrics; None for none.
     """
     router = None
     if router_selector:
@@ -62,7 +70,9 @@ def run(
             ),
             router=router,
             resync_s=resync_seconds,
+            autoscale_s=autoscale_seconds,
             liveness_port=liveness_port,
+            metrics_port=metrics_port,
         )
     )
 
@@ -98,11 +108,27 @@ def kopf_settings() -> kopf.OperatorSettings:
 async def _operate(settings: OperatorSettings) -> None:
     kube = KubeClient.from_config()
     router_load = RouterLoad(kube, settings.router) if settings.router else None
-    reconciler = Reconciler(
-        kube, settings.defaults, namespace=settings.namespace, router_load=router_load
+    reconciler = Reconciler(kube, settings.defaults, namespace=settings.namespace)
+    metrics = OperatorMetrics(CollectorRegistry())
+    autoscaler = Autoscaler(
+        kube,
+        reconciler,
+        settings.defaults,
+        namespace=settings.namespace,
+        router_load=router_load,
+        metrics=metrics,
     )
-    # Created before kopf starts, so kopf counts it as not its own and leaves it alone.
-    resync = asyncio.create_task(_resync_forever(reconciler, settings.resync_s))
+    # prometheus_client's own server, in a thread: kopf's liveness endpoint serves /healthz only.
+    exporter = (
+        start_http_server(settings.metrics_port, registry=metrics.registry)[0]
+        if settings.metrics_port
+        else None
+    )
+    # Created before kopf starts, so kopf counts them as not its own and leaves them alone.
+    periodic = [
+        asyncio.create_task(_every(settings.resync_s, reconciler.sweep, "resync")),
+        asyncio.create_task(_every(settings.autoscale_s, autoscaler.tick, "autoscaling")),
+    ]
     liveness = (
         f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
     )
@@ -116,18 +142,22 @@ async def _operate(settings: OperatorSettings) -> None:
             liveness_endpoint=liveness,
         )
     finally:
-        resync.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await resync
+        for task in periodic:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if router_load is not None:
             router_load.close()
+        if exporter is not None:
+            exporter.shutdown()
         kube.close()
 
 
-async def _resync_forever(reconciler: Reconciler, period_s: float) -> None:
+async def _every(period_s: float, work: Callable[[], None], what: str) -> None:
+    """``work`` in a thread every ``period_s`` seconds (the API calls are sync)."""
     while True:
         await asyncio.sleep(period_s)
         try:
-            await asyncio.to_thread(reconciler.sweep)
+            await asyncio.to_thread(work)
         except Exception:  # the loop must outlive any one bad period; the log says what broke
-            log.exception("resync failed")
+            log.exception("%s failed", what)

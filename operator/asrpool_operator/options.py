@@ -53,13 +53,27 @@ def add_operator_options(p: argparse.ArgumentParser) -> None:
         "--resync-interval",
         type=float,
         default=env_float("ASRPOOL_RESYNC_INTERVAL", 15.0),
-        help="seconds between autoscaling decisions and full re-checks (default: 15)",
+        help="seconds between full re-checks of every pool (default: 15)",
+    )
+    g.add_argument(
+        "--autoscale-interval",
+        type=float,
+        default=env_float("ASRPOOL_AUTOSCALE_INTERVAL", 2.0),
+        help="seconds between readings of the routers' load and autoscaling decisions; "
+        "shorter than the pools' panicWindowSeconds (default: 2)",
     )
     g.add_argument(
         "--liveness-port",
         type=int,
         default=env_int("ASRPOOL_LIVENESS_PORT", 8080),
         help="port of /healthz for the pod's liveness probe; 0 for none (default: 8080)",
+    )
+    g.add_argument(
+        "--metrics-port",
+        type=int,
+        default=env_int("ASRPOOL_METRICS_PORT", 0),
+        help="port of the operator's Prometheus /metrics (what the autoscaler read, decided "
+        "and why, per pool); 0 for none (default: 0)",
     )
 
 
@@ -74,6 +88,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         router_namespace=args.router_namespace,
         router_metrics_port=args.router_metrics_port,
         resync_seconds=args.resync_interval,
+        autoscale_seconds=args.autoscale_interval,
         liveness_port=args.liveness_port or None,
+        metrics_port=args.metrics_port or None,
     )
     return 0

@@ -8,17 +8,15 @@ Events the change deserves. Calling it twice, or after a restart, writes nothing
 handlers (``handlers.py``) call it on every event of a pool, its Deployment or its pods; a
 per-pool lock keeps two threads from interleaving on one pool.
 
-``sweep()`` runs every resync period: it reads the routers' load once (``load.py``), lets the
-autoscaler (``logic.autoscale``) set ``spec.replicas`` of pools that ask for it, through the
-scale subresource as an HPA would, and reconciles every pool, which repairs whatever a lost
-watch event left behind.
+``sweep()`` runs every resync period and reconciles every pool, which repairs whatever a lost
+watch event left behind. The autoscaler (``autoscaler.py``, its own faster period) hands in
+what status should say about the load (``set_loads``) and about itself (``set_report``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -33,8 +31,8 @@ from .kube import (
     NotFound,
     resource_of,
 )
-from .load import RouterLoad
-from .logic.autoscale import PoolLoad, Recommendation, decide
+from .logic.autoscale import PoolLoad
+from .logic.autoscale_report import AutoscalerReport
 from .logic.labels import child_name, selector_string
 from .logic.manifests import children, event
 from .logic.plan import Action, plan_child
@@ -62,21 +60,28 @@ class Reconciler:
         defaults: OperatorDefaults,
         *,
         namespace: str | None = None,
-        router_load: RouterLoad | None = None,
         clock: Callable[[], datetime] = utcnow,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kube = kube
         self._defaults = defaults
         self._namespace = namespace
-        self._router_load = router_load
         self._clock = clock
-        self._monotonic = monotonic
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._history: dict[tuple[str, str], tuple[Recommendation, ...]] = {}
-        # The latest load by model, for the routers' namespace; replaced whole by each sweep.
-        self._loads: dict[str, PoolLoad] | None = None
+        # The latest load by model in the routers' namespace, replaced whole by the autoscaler.
+        self._loads: tuple[str, dict[str, PoolLoad]] | None = None
+        self._reports: dict[tuple[str, str], AutoscalerReport] = {}
+
+    def set_loads(self, namespace: str, loads: dict[str, PoolLoad] | None) -> None:
+        """The routers of ``namespace`` report these loads by model (None: unknown)."""
+        self._loads = None if loads is None else (namespace, loads)
+
+    def set_report(self, namespace: str, name: str, report: AutoscalerReport | None) -> None:
+        """What the pool's status should say about its autoscaler from now on."""
+        if report is None:
+            self._reports.pop((namespace, name), None)
+        else:
+            self._reports[(namespace, name)] = report
 
     # --- one pool
 
@@ -93,7 +98,7 @@ class Reconciler:
 
     def forget(self, namespace: str, name: str) -> None:
         """The pool was deleted: drop what we kept in memory for it."""
-        self._history.pop((namespace, name), None)
+        self._reports.pop((namespace, name), None)
         with self._locks_guard:
             self._locks.pop((namespace, name), None)
 
@@ -140,6 +145,8 @@ class Reconciler:
             load=self._load_for(pool),
             problem=problem,
             gpu_resource_name=pool.spec.resources.gpu_resource_name,
+            autoscaled=pool.spec.autoscaling is not None,
+            autoscaler=self._reports.get((namespace, name)),
         )
         self._write_status(obj, obs, previous)
 
@@ -157,58 +164,30 @@ class Reconciler:
             self._event(ref, ev.type, ev.reason, ev.message)
 
     def _load_for(self, pool: Pool) -> PoolLoad | None:
-        loads = self._loads
-        if loads is None or self._router_load is None:
+        if self._loads is None:
             return None
-        if pool.ref.namespace != self._router_load.target.namespace:
+        namespace, loads = self._loads
+        if pool.ref.namespace != namespace:
             return None  # those routers serve their own namespace only
         return loads.get(pool.spec.model, PoolLoad())
 
     # --- every pool, every period
 
     def sweep(self) -> None:
-        """Read the load, autoscale, and reconcile every pool; one pool's error is logged and
-        the others go on."""
-        if self._router_load is not None:
-            self._loads = self._router_load.read()
-        pools = self._kube.list(POOLS, self._namespace)
-        seen = set()
-        for obj in pools:
+        """Reconcile every pool; one pool's error is logged and the others go on."""
+        for obj in self._kube.list(POOLS, self._namespace):
             meta = obj["metadata"]
             key = (meta["namespace"], meta["name"])
-            seen.add(key)
             try:
-                self._autoscale(obj)
                 self.reconcile(*key)
             except KubeError as e:
                 log.warning("%s/%s: %s", *key, e)
-        for key in set(self._history) - seen:
-            del self._history[key]
-
-    def _autoscale(self, obj: Mapping[str, Any]) -> None:
-        try:
-            pool = parse_pool(obj, self._defaults)
-        except SpecError:
-            return  # reconcile reports it
-        policy = pool.spec.autoscaling
-        if policy is None:
-            return
-        key = (pool.ref.namespace, pool.ref.name)
-        decision = decide(
-            policy,
-            pool.spec.concurrency.per_pod,
-            pool.spec.replicas,
-            self._load_for(pool),
-            self._history.get(key, ()),
-            self._monotonic(),
-        )
-        self._history[key] = decision.history
-        if decision.replicas != pool.spec.replicas:
-            self._kube.scale(POOLS, pool.ref.namespace, pool.ref.name, decision.replicas)
-            log.info("%s/%s: %s", *key, decision.message)
-            self._event(pool.ref, "Normal", decision.reason, decision.message)
 
     # --- helpers
+
+    def post_event(self, ref: PoolRef, type_: str, reason: str, message: str) -> None:
+        """An Event on the pool (the autoscaler's ScaledUp/ScaledDown too)."""
+        self._event(ref, type_, reason, message)
 
     def _event(self, ref: PoolRef, type_: str, reason: str, message: str) -> None:
         body = event(ref, type_, reason, message, format_time(self._clock()))

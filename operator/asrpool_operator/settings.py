@@ -17,5 +17,7 @@ class OperatorSettings:
     namespace: str | None = None  # None: pools in every namespace (needs a ClusterRole)
     defaults: OperatorDefaults = field(default_factory=OperatorDefaults)
     router: RouterTarget | None = None  # where to read the load (autoscaling, status.queueDepth)
-    resync_s: float = 15.0  # autoscale and repair every pool this often
+    resync_s: float = 15.0  # repair every pool this often
+    autoscale_s: float = 2.0  # read the routers and autoscale this often
     liveness_port: int | None = 8080  # kopf's /healthz for the pod's liveness probe
+    metrics_port: int | None = None  # Prometheus /metrics: what the autoscaler read and decided

@@ -14,10 +14,9 @@ import contextlib
 import logging
 import time
 
-import httpx
-
+from .logic.pod_load import PodLoad
 from .pools import PoolRegistry
-from .transport import get_json
+from .transport import PodTransport
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +26,12 @@ class StaticDiscovery:
         self,
         urls: tuple[str, ...],
         pools: PoolRegistry,
-        client: httpx.AsyncClient,
+        transport: PodTransport,
         interval_s: float,
     ) -> None:
         self.urls = tuple(u.rstrip("/") for u in urls)
         self.pools = pools
-        self.client = client
+        self.transport = transport
         self.interval_s = interval_s
         self._model_of: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
@@ -47,18 +46,22 @@ class StaticDiscovery:
     async def _check(self, url: str) -> None:
         model = self._model_of.get(url)
         if model is None:
-            status, body = await get_json(self.client, url + "/v1/models")
+            status, body = await self.transport.get_json(url + "/v1/models")
             model = _first_model(body) if status == 200 else None
             if model is None:
                 return  # not up yet (or not a Whisper server); try again next round
             self._model_of[url] = model
             log.info("backend %s serves %s", url, model)
-        status, _ = await get_json(self.client, url + "/readyz")
+        status, body = await self.transport.get_json(url + "/readyz")
         if status == 404:  # a third-party server without /readyz: answering is ready enough
-            status, _ = await get_json(self.client, url + "/v1/models")
+            status, body = await self.transport.get_json(url + "/v1/models")
         runner = self.pools.ensure(model)
         ready = status == 200
-        runner.pods_changed(runner.pool.upsert_pod(url, url, ready=ready, now=time.monotonic()))
+        runner.pods_changed(
+            runner.pool.upsert_pod(
+                url, url, ready=ready, now=time.monotonic(), load=_reported_load(body)
+            )
+        )
 
     async def _loop(self) -> None:
         while True:
@@ -77,6 +80,14 @@ class StaticDiscovery:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def _reported_load(body: object) -> PodLoad | None:
+    """Our worker's /readyz says its slots and their use; other servers say nothing."""
+    load = body.get("load") if isinstance(body, dict) else None
+    if not isinstance(load, dict):
+        return None
+    return PodLoad.parse(str(load.get("slots")), str(load.get("in_flight")))
 
 
 def _first_model(body: object) -> str | None:

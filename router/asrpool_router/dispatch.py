@@ -10,24 +10,27 @@ decisions (which pod, retry or not, how long to back off) are the pool's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
-import httpx
-
+from asrpool import transcript_stream as stream_events
+from asrpool.audio_answers import Logprob
+from asrpool.transcript_stream import OFFSET_FIELD
 from asrpool.wire import ERRORS, AsrpoolError, ErrorCode, parse_error
 
 from .logic.audio_estimate import attempt_timeout_s
 from .logic.chunking import ChunkingPolicy
-from .logic.errors import Outcome, OutcomeKind, classify
+from .logic.errors import AttemptResult, Outcome, OutcomeKind, classify
 from .logic.pool import Again, GiveUp, GiveUpReason, Granted, Pool, Queued, Rejected, Slot
 from .logic.request import Priority
 from .logic.stats import RequestStats
 from .metrics import RouterMetrics
-from .transport import Answer, BufferedUpload, send
+from .transport import Answer, BufferedUpload, PodTransport
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +141,16 @@ class PoolRunner:
 
     # --- visibility -----------------------------------------------------------------
 
+    def pool_snapshot(self) -> dict[str, Any]:
+        """The pool's own snapshot as of now (metrics read its load integrals up to now)."""
+        return self.pool.snapshot(self.clock())
+
     def snapshot(self) -> dict[str, object]:
         snap = self.pool.snapshot(self.clock())
-        max_concurrent = sum(int(p["budget"]) for p in snap["pods"] if p["accepting"])
+        # The slots of the pods in rotation, busy or not ("accepting" would drop a pod whose
+        # slots are all in use, so a pool at full load would show 0).
         return {
-            **self.stats.view(max_concurrent=max_concurrent, active_tasks=snap["in_flight"]),
+            **self.stats.view(max_concurrent=snap["capacity"], active_tasks=snap["in_flight"]),
             "model": self.model,
             "queue_depth": snap["queue_depth"],
             "queue_by_priority": snap["queue_by_priority"],
@@ -179,6 +187,8 @@ class Job:
     priority: Priority = Priority.INTERACTIVE
     # What the client asked for: a pod's 2xx answer must be a transcription in it.
     response_format: str = "json"
+    # stream=true: the answer is relayed as events while the pod decodes (forward_stream).
+    stream: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,7 +198,7 @@ class Timeouts:
 
 
 async def forward(
-    runner: PoolRunner, job: Job, client: httpx.AsyncClient, timeouts: Timeouts
+    runner: PoolRunner, job: Job, transport: PodTransport, timeouts: Timeouts
 ) -> Answer:
     """The pod's successful answer, or ``AsrpoolError`` with the code the user should see.
 
@@ -206,7 +216,7 @@ async def forward(
                 ),
                 max(1.0, slot.deadline - runner.clock()),
             )
-            answer = await send(client, slot.url, job.path, job.upload, timeout)
+            answer = await transport.send(slot.url, job.path, job.upload, timeout)
             outcome = classify(answer.result, job.response_format)
         except BaseException:
             runner.release(slot, OutcomeKind.CANCELLED)
@@ -238,6 +248,119 @@ async def forward(
                 )
             raise _final_error(next_slot, outcome, answer)
         slot = next_slot
+
+
+async def forward_stream(
+    runner: PoolRunner, job: Job, transport: PodTransport, timeouts: Timeouts
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The client's events of a streamed transcription; ``AsrpoolError`` if it cannot go on.
+
+    Before the first delta a failed attempt is retried as ``forward`` retries. After it,
+    a pod lost mid-stream (killed, reset, hung, an error event) is replaced: the request
+    goes on at another pod from where the last delta the client got ended (the worker's
+    ``asrpool_end`` mark, sent back as ``asrpool_offset``), so the client sees neither an
+    error nor a repeated word. The ``done`` event is ours: the deltas' text, the whole
+    audio's usage, every logprob.
+    """
+    slot = await runner.acquire(job.audio_seconds, job.priority)
+    texts: list[str] = []
+    logprobs: list[Logprob] = []
+    output_tokens = 0
+    offset = 0.0
+    while True:
+        upload = job.upload
+        if offset > 0:
+            upload = replace(upload, fields=[*upload.fields, (OFFSET_FIELD, f"{offset:.3f}")])
+        timeout = min(
+            attempt_timeout_s(
+                job.audio_seconds, base_s=timeouts.attempt_base_s, cap_s=timeouts.attempt_cap_s
+            ),
+            max(1.0, slot.deadline - runner.clock()),
+        )
+        answer: Answer | None = None
+        done: dict[str, Any] | None = None
+        events = transport.stream(slot.url, job.path, upload)
+        deadline = runner.clock() + timeout
+        try:
+            async with contextlib.aclosing(events):
+                while True:
+                    # The deadline bounds each wait for the pod, never our own yields: a
+                    # timeout scope must not stay open while the client reads.
+                    try:
+                        async with asyncio.timeout(max(0.0, deadline - runner.clock())):
+                            event = await anext(events)
+                    except StopAsyncIteration:
+                        break
+                    if isinstance(event, Answer):
+                        answer = event
+                        break
+                    kind = event.get("type")
+                    if kind == stream_events.DELTA and isinstance(event.get("delta"), str):
+                        texts.append(event["delta"])
+                        logprobs.extend(event.get("logprobs") or [])
+                        offset = float(event.get(stream_events.END_MARK) or offset)
+                        yield stream_events.for_client(event)
+                    elif kind == stream_events.DONE:
+                        done = event
+                        break
+                    elif kind == stream_events.ERROR:
+                        answer = _error_event_answer(event)
+                        break
+        except TimeoutError:
+            answer = Answer(AttemptResult(transport_error="deadline_timeout"))
+        except BaseException:
+            runner.release(slot, OutcomeKind.CANCELLED)
+            raise
+        if done is not None:
+            runner.release(slot, Outcome.of(OutcomeKind.OK))
+            usage = done.get("usage") or {}
+            output_tokens += int(usage.get("output_tokens") or 0)
+            yield stream_events.done(
+                "".join(texts),
+                audio_seconds=job.audio_seconds,
+                output_tokens=output_tokens,
+                logprobs=logprobs if "logprobs" in done else None,
+            ) | _pods_usage(usage, output_tokens)
+            return
+        if answer is None:  # the stream ended without its done event: the pod went away
+            answer = Answer(AttemptResult(transport_error="closed"))
+        outcome = classify(answer.result, job.response_format)
+        if outcome.kind is OutcomeKind.OK:  # a 2xx that was no stream: not what was asked
+            outcome = Outcome.of(OutcomeKind.BAD_ANSWER, load=outcome.load)
+        runner.stats.attempt_failed(outcome.kind.value)
+        log.info(
+            "streamed attempt %d to %s failed on %s after %.1fs of audio: %s",
+            slot.attempt,
+            runner.model,
+            slot.pod_id,
+            offset,
+            outcome.kind.value,
+        )
+        next_slot = await runner.retry(slot, outcome)
+        if isinstance(next_slot, GiveUp):
+            raise _final_error(next_slot, outcome, answer)
+        slot = next_slot
+
+
+def _error_event_answer(event: dict[str, Any]) -> Answer:
+    """An ``error`` event in a pod's stream, as the error answer it stands for."""
+    code, _message = parse_error(event)
+    header = code.value if code is not None else None
+    return Answer(AttemptResult(status=503, error_code_header=header, body_text=str(event)))
+
+
+def _pods_usage(usage: dict[str, Any], output_tokens: int) -> dict[str, Any]:
+    """The last pod's count of the audio (it saw it all, offset included) with our tokens."""
+    audio = usage.get("input_tokens")
+    if not isinstance(audio, int):
+        return {}
+    return {
+        "usage": {
+            **usage,
+            "output_tokens": output_tokens,
+            "total_tokens": audio + output_tokens,
+        }
+    }
 
 
 def _final_error(decision: GiveUp, outcome: Outcome, answer: Answer) -> AsrpoolError:

@@ -1,8 +1,9 @@
 """The router's Prometheus metrics, on a registry the app is given (never the global one).
 
 Counters and histograms are updated where things happen; pool state (queue
-depth, budgets) is read from the pools at scrape time by a collector, so it can
-never drift from the truth.
+depth, budgets, the load integrals) is read from the pools at scrape time by a
+collector, so it can never drift from the truth. The families the operator's
+autoscaler reads are named in ``asrpool.metric_names``, the one home both sides import.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from asrpool import metric_names as names
 
 
 class RouterMetrics:
@@ -43,6 +46,12 @@ class RouterMetrics:
             ["pool", "pod"],
             registry=registry,
         )
+        self.cache = Counter(
+            "asrpool_router_cache",
+            "Answers looked up in the cache of identical requests, by hit or miss.",
+            ["pool", "result"],
+            registry=registry,
+        )
         self.latency = Histogram(
             "asrpool_router_request_seconds",
             "End-to-end latency of successful requests.",
@@ -50,6 +59,30 @@ class RouterMetrics:
             registry=registry,
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
         )
+        # Read at scrape time from the session slots (create_app sets the function).
+        self.sessions_open = Gauge(
+            "asrpool_router_sessions_open",
+            "Live transcription sessions (WebSockets) open now.",
+            registry=registry,
+        )
+
+    def latency_buckets(self) -> dict[str, tuple[tuple[float, float], ...]]:
+        """Each pool's cumulative latency histogram, (upper bound, count) pairs in order."""
+        out: dict[str, list[tuple[float, float]]] = {}
+        for family in self.latency.collect():
+            for s in family.samples:
+                if s.name.endswith("_bucket"):
+                    out.setdefault(s.labels["pool"], []).append((float(s.labels["le"]), s.value))
+        return {pool: tuple(sorted(b)) for pool, b in out.items()}
+
+    def ooms_by_pod(self) -> dict[str, dict[str, int]]:
+        """OOM answers counted so far, pool → pod → count."""
+        out: dict[str, dict[str, int]] = {}
+        for family in self.oom.collect():
+            for s in family.samples:
+                if s.name.endswith("_total"):
+                    out.setdefault(s.labels["pool"], {})[s.labels["pod"]] = int(s.value)
+        return out
 
     def watch_pools(self, snapshots: Callable[[], Iterable[dict[str, Any]]]) -> None:
         self.registry.register(_PoolCollector(snapshots))
@@ -60,8 +93,12 @@ class _PoolCollector(Collector):
         self._snapshots = snapshots
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        depth = GaugeMetricFamily(
-            "asrpool_router_queue_depth", "Requests waiting.", labels=["pool"]
+        depth = GaugeMetricFamily(names.QUEUE_DEPTH, "Requests waiting.", labels=["pool"])
+        # Its own family: the operator sums asrpool_router_queue_depth over all its series.
+        by_priority = GaugeMetricFamily(
+            "asrpool_router_queue_depth_by_priority",
+            "Requests waiting, by priority class (realtime, interactive, batch).",
+            labels=["pool", "priority"],
         )
         budget = GaugeMetricFamily(
             "asrpool_router_pod_budget",
@@ -71,7 +108,18 @@ class _PoolCollector(Collector):
         # Read from the pool at scrape time, so a pod that leaves takes its series with it.
         # The operator's autoscaler reads this family: keep its name and labels.
         in_flight = GaugeMetricFamily(
-            "asrpool_router_in_flight", "Attempts running on each pod.", labels=["pool", "pod"]
+            names.IN_FLIGHT, "Attempts running on each pod.", labels=["pool", "pod"]
+        )
+        # Integrals over time, so the autoscaler takes exact rates over any window it likes.
+        busy = CounterMetricFamily(
+            names.BUSY_SLOT_SECONDS,
+            "Slot-seconds in flight: the integral of attempts running over time.",
+            labels=["pool"],
+        )
+        queued = CounterMetricFamily(
+            names.QUEUED_SECONDS,
+            "Request-seconds waiting: the integral of the queue depth over time.",
+            labels=["pool"],
         )
         ejected = GaugeMetricFamily(
             "asrpool_router_pod_ejected",
@@ -90,6 +138,10 @@ class _PoolCollector(Collector):
         )
         for snap in self._snapshots():
             depth.add_metric([snap["model"]], snap["queue_depth"])
+            busy.add_metric([snap["model"]], snap["busy_slot_seconds"])
+            queued.add_metric([snap["model"]], snap["queued_seconds"])
+            for priority, n in snap["queue_by_priority"].items():
+                by_priority.add_metric([snap["model"], priority], n)
             for pod in snap["pods"]:
                 budget.add_metric([snap["model"], pod["id"]], pod["budget"])
                 in_flight.add_metric([snap["model"], pod["id"]], pod["in_flight"])
@@ -99,8 +151,11 @@ class _PoolCollector(Collector):
             for reason, n in snap["totals"]["gave_up"].items():
                 gave_up.add_metric([snap["model"], reason], n)
         yield depth
+        yield by_priority
         yield budget
         yield in_flight
         yield ejected
         yield ejections
         yield gave_up
+        yield busy
+        yield queued

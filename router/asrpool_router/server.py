@@ -30,6 +30,5 @@ def serve(settings: RouterSettings) -> None:
         host=settings.host,
         port=settings.port,
         timeouts=ServerTimeouts(settings.header_timeout_s, settings.body_timeout_s),
-        log_level="info",
         timeout_graceful_shutdown=30,
     )

@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from asrpool.wire import OPENAI_TRANSCRIPTION_MODELS
 from tests.support.procs import LocalPool, start_local
 from tests.support.speech import SCORED, word_error_rate
 
@@ -32,6 +33,17 @@ def transcribe(pool: LocalPool, path: Path, **fields: str) -> httpx.Response:
 def test_local_pool_prints_its_url_and_a_generated_key(pool: LocalPool):
     assert f"router on {pool.url}" in pool.proc.log()
     assert pool.api_key.startswith("asrp-") and len(pool.api_key) > 20
+
+
+def test_the_console_shows_one_line_per_request_and_no_health_checks(pool: LocalPool, speech):
+    before = len(pool.proc.log().splitlines())
+    for _ in range(3):
+        assert transcribe(pool, speech["fox"].path).status_code == 200
+    time.sleep(4.5)  # two rounds of the router's health checks of both workers
+    lines = pool.proc.log().splitlines()[before:]
+    assert sum("POST /v1/audio/transcriptions" in line for line in lines) == 3, lines
+    assert len(lines) == 3, lines  # nothing else: no probes, no worker access lines
+    assert not any(path in line for line in lines for path in ("/readyz", "/healthz")), lines
 
 
 def test_two_worker_pool_transcribes_below_15_percent_wer(pool: LocalPool, speech):
@@ -98,7 +110,9 @@ def test_router_relays_permanent_errors_without_retrying(pool: LocalPool, tmp_pa
 
 def test_official_openai_sdk_transcribes_through_the_router(pool: LocalPool, speech):
     client = openai.OpenAI(base_url=f"{pool.url}/v1", api_key=pool.api_key, max_retries=0)
-    assert [m.id for m in client.models.list()] == ["tiny.en"]
+    # The pool, then OpenAI's names for it (issue #10: what a client may send).
+    ids = [m.id for m in client.models.list()]
+    assert ids[0] == "tiny.en" and set(ids[1:]) == set(OPENAI_TRANSCRIPTION_MODELS)
     with speech["library"].path.open("rb") as f:
         result = client.audio.transcriptions.create(model="whisper-1", file=f)
     assert word_error_rate(speech["library"].text, result.text) < 0.15

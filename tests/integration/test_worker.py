@@ -163,8 +163,28 @@ def test_upload_over_the_limit_is_413(tmp_path: Path, speech):
         assert post(proc.url, speech["fox"].path, content=b"RIFF" + b"\0" * 1000).status_code == 400
 
 
+def test_past_its_slots_the_worker_says_busy_at_once_and_reports_its_load(tmp_path: Path, speech):
+    with worker(tmp_path, "--slots", "1") as proc:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: post(proc.url, speech["long"].path), range(4)))
+        busy = [r for r in results if r.status_code == 503]
+        assert busy and len(busy) < 4, [r.status_code for r in results]
+        for r in busy:
+            assert r.json()["error"]["code"] == "worker_busy"
+            assert r.headers["x-asrpool-error-code"] == "worker_busy"
+        for r in results:  # every answer says the worker's slots and their use
+            assert r.headers["x-asrpool-slots"] == "1"
+            assert r.headers["x-asrpool-in-flight"] in ("0", "1")
+        ready = httpx.get(f"{proc.url}/readyz").json()
+        assert ready["load"] == {"slots": 1, "in_flight": 0}
+        metrics = httpx.get(f"{proc.url}/metrics").text
+        assert f"asrpool_worker_busy_rejections_total {float(len(busy))}" in metrics
+        assert "asrpool_worker_oom_rejections_total 0.0" in metrics
+
+
 def test_memory_guard_refuses_with_gpu_oom_under_load_then_recovers(tmp_path: Path, speech):
-    with worker(tmp_path, *ONE_DECODE_FITS) as proc:  # concurrent requests must be refused
+    # Slots enough for all: the memory budget (one decode) is what refuses here.
+    with worker(tmp_path, *ONE_DECODE_FITS, "--slots", "6") as proc:
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             results = list(pool.map(lambda _: post(proc.url, speech["long"].path), range(6)))
         codes = sorted(r.status_code for r in results)

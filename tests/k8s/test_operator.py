@@ -90,6 +90,7 @@ class OperatorProcess:
             sys.executable, "-m", "asrpool_operator",
             "--namespace", namespace,
             "--resync-interval", "1",
+            "--autoscale-interval", "1",
             "--liveness-port", "0",
             "--log-level", "DEBUG",  # the API calls show in the log: the tests count them
             *extra,
@@ -192,6 +193,13 @@ INVALID = [
      "resources.memory must be a positive quantity such as 8Gi or 512Mi"),
     ("unknown server type", {"server": {"type": "triton"}}, "spec.server.type",
      'supported values: "asrpool", "openai-compatible"'),
+    ("panic window above the stable one",
+     {"autoscaling": {"maxReplicas": 4, "stableWindowSeconds": 30, "panicWindowSeconds": 40}},
+     "spec.autoscaling.panicWindowSeconds: Invalid value",
+     "autoscaling.panicWindowSeconds must not exceed autoscaling.stableWindowSeconds"),
+    ("autoscaling without a ceiling", {"autoscaling": {"minReplicas": 0}},
+     "spec.autoscaling.maxReplicas: Invalid value",
+     "autoscaling.maxReplicas is required while autoscaling.enabled is true"),
 ]  # fmt: skip
 
 
@@ -240,7 +248,9 @@ def test_defaults_are_filled_in_by_the_api_server(
                           "metadata": {"name": "bare"}, "spec": {"model": "tiny.en"}}),
     ).stdout  # fmt: skip
     spec = json.loads(out)["spec"]
-    assert spec["concurrency"] == {"perPod": 2, "maxQueue": 64, "queueTimeoutSeconds": 120}
+    assert spec["concurrency"] == {
+        "perPod": 2, "maxQueue": 64, "queueTimeoutSeconds": 120, "coldStartTimeoutSeconds": 600,
+    }  # fmt: skip
     assert spec["replicas"] == 1 and spec["server"]["port"] == 9000
 
 
@@ -595,6 +605,15 @@ class RouterMetricsPage:
         self.server.server_close()
 
 
+def _ready_bound_pods(cp: ControlPlane, namespace: str, node: str) -> bool:
+    """Be the node's kubelet for worker pods: each one bound to it turns ready."""
+    for p in (get(cp, namespace, "pods", "-l", "asrpool.dev/pool") or {}).get("items", []):
+        bound = p["spec"].get("nodeName") == node
+        if bound and condition(p, "Ready").get("status") != "True":
+            _set_pod_status(cp, namespace, p["metadata"]["name"], ready=True)
+    return True
+
+
 def test_the_autoscaler_follows_the_routers_load(
     control_plane: ControlPlane, namespace: str, crd: None, tmp_path: Path
 ) -> None:
@@ -627,21 +646,34 @@ def test_the_autoscaler_follows_the_routers_load(
             "metadata": {"name": "tiny-en"},
             "spec": {"model": "tiny.en", "concurrency": {"perPod": 2},
                      "autoscaling": {"minReplicas": 1, "maxReplicas": 6,
+                                     "stableWindowSeconds": 6, "panicWindowSeconds": 2,
                                      "scaleDownStabilizationSeconds": 0}},
         })  # fmt: skip
-        # 4 in flight, 9 queued, 2 slots a pod: up to the maximum (in two steps: at most +4).
+        # 4 in flight, 9 queued, 2 slots a pod: up to the maximum, in steps as pods turn
+        # ready (growth is capped against ready pods: this test is their kubelet).
         wait_for(
             "6 worker replicas",
             lambda: (
-                (get(cp, namespace, "deployment", "tiny-en-worker") or {})
+                _ready_bound_pods(cp, namespace, node)
+                and (get(cp, namespace, "deployment", "tiny-en-worker") or {})
                 .get("spec", {})
                 .get("replicas")
                 == 6
             ),
             log=op.tail(),
         )
+        wait_for(
+            "the QUEUE column",
+            lambda: (
+                cp.kubectl("-n", namespace, "get", "asrpool", "tiny-en")
+                .stdout.splitlines()[1]
+                .split()[4]
+                == "9"
+            ),
+        )
         table = cp.kubectl("-n", namespace, "get", "asrpool", "tiny-en").stdout.splitlines()
-        assert table[1].split()[1:5] == ["tiny.en", "0", "6", "9"]  # MODEL READY DESIRED QUEUE
+        row = table[1].split()  # NAME MODEL READY DESIRED QUEUE AGE
+        assert (row[1], row[3], row[4]) == ("tiny.en", "6", "9") and row[2].isdigit()
         assert {("Normal", "ScaledUp")} <= _pool_events(cp, namespace)
 
         page.load("tiny.en", in_flight=0, queued=0)
@@ -659,3 +691,46 @@ def test_the_autoscaler_follows_the_routers_load(
         op.stop()
         page.close()
         cp.kubectl("delete", "node", node, "--wait=false", check=False)
+
+
+def test_the_autoscaler_refuses_to_fight_an_hpa_and_yields_to_it_when_disabled(
+    control_plane: ControlPlane, namespace: str, operator: OperatorProcess
+) -> None:
+    cp = control_plane
+    apply(cp, namespace, gpu_pool(replicas=2, autoscaling={"minReplicas": 1, "maxReplicas": 4}))
+    apply(cp, namespace, {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "keda-hpa-large-v3"},
+        "spec": {"scaleTargetRef": {"apiVersion": "asrpool.dev/v1alpha1", "kind": "ASRPool",
+                                    "name": "large-v3"},
+                 "minReplicas": 2, "maxReplicas": 3,
+                 "metrics": [{"type": "Resource", "resource": {
+                     "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]},
+    })  # fmt: skip
+    refused = wait_for(
+        "Autoscaling=False ExternalScaler",
+        lambda: (
+            (p := get(cp, namespace, "asrpool", "large-v3"))
+            and condition(p, "Autoscaling").get("reason") == "ExternalScaler"
+            and p
+        ),
+        log=operator.tail(),
+    )
+    assert condition(refused, "Autoscaling")["status"] == "False"
+    assert (
+        "HorizontalPodAutoscaler keda-hpa-large-v3" in condition(refused, "Autoscaling")["message"]
+    )
+    wait_for("the ExternalScaler warning", lambda: ("Warning", "ExternalScaler")
+             in _pool_events(cp, namespace))  # fmt: skip
+    # No router load at all: the operator's own rule would hold; it must not act either way.
+    assert "ScaledUp" not in {r for _, r in _pool_events(cp, namespace)}
+    cp.kubectl("-n", namespace, "patch", "asrpool", "large-v3", "--type=merge",
+               "-p", json.dumps({"spec": {"autoscaling": {"enabled": False}}}))  # fmt: skip
+    wait_for(
+        "Autoscaling=False Disabled",
+        lambda: (
+            condition(get(cp, namespace, "asrpool", "large-v3"), "Autoscaling").get("reason")
+            == "Disabled"
+        ),
+        log=operator.tail(),
+    )

@@ -135,7 +135,17 @@ def k8s_router(
 ) -> Iterator[str]:
     port = free_port()
     proc = ServerProcess(
-        ["router", "--kubernetes", "--namespace", namespace, "--no-auth", "--port", str(port)],
+        [
+            "router",
+            "--kubernetes",
+            "--namespace",
+            namespace,
+            "--no-auth",
+            "--port",
+            str(port),
+            "--cache-mb",
+            "0",
+        ],  # routing is under test: every request must reach a pod
         port,
         tmp_path / "router.log",
         env={"KUBECONFIG": str(control_plane.kubeconfig)},
@@ -154,7 +164,11 @@ def test_routing_follows_endpoints_as_they_come_turn_terminating_and_go(
     apply(
         cp,
         namespace,
-        asrpool("tiny", "tiny.en", concurrency={"perPod": 1, "queueTimeoutSeconds": 3}),
+        asrpool(
+            "tiny",
+            "tiny.en",
+            concurrency={"perPod": 1, "queueTimeoutSeconds": 3, "coldStartTimeoutSeconds": 3},
+        ),
     )
     with pod_workers(tmp_path, 2) as (a, b):
         apply(cp, namespace, endpoint_slice("tiny-a", "tiny", a))
@@ -175,7 +189,7 @@ def test_routing_follows_endpoints_as_they_come_turn_terminating_and_go(
         assert served(a) == before and served(b) >= 3
 
         # Gone from the API: gone from the pool; with no pod left, a clear 503 after the
-        # ASRPool's queue timeout, not a hang.
+        # ASRPool's cold-start timeout (no pod is ready to come back to), not a hang.
         cp.kubectl("delete", "-n", namespace, "endpointslice", "tiny-a", "tiny-b")
         eventually(lambda: not pods(k8s_router), "pods removed")
         metrics = httpx.get(f"{k8s_router}/metrics").text
@@ -193,7 +207,12 @@ def test_pools_follow_asrpool_objects(
     cp = control_plane
     apply(cp, namespace, asrpool("small", "tiny.en", concurrency={"perPod": 1}))
     apply(cp, namespace, asrpool("other", "large-v3"))
-    models = lambda: sorted(m["id"] for m in httpx.get(f"{k8s_router}/v1/models").json()["data"])  # noqa: E731
+
+    def models() -> list[str]:
+        """The pools (aliases and OpenAI's names for the default pool are listed too)."""
+        cards = httpx.get(f"{k8s_router}/v1/models").json()["data"]
+        return sorted(m["id"] for m in cards if m["asrpool_kind"] == "pool")
+
     eventually(lambda: models() == ["large-v3", "tiny.en"], "both pools listed")
     with pod_workers(tmp_path, 1) as (w,):
         apply(cp, namespace, endpoint_slice("small-0", "small", w))

@@ -35,6 +35,7 @@ import logging
 import signal
 import socket
 import struct
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -725,9 +726,20 @@ def set_fault(url: str, **changes: Any) -> dict[str, Any]:
     return result
 
 
-def hits(url: str) -> dict[str, Any]:
-    """``{"total", "by_mode", "bodies_read", "connections"}`` of a running double."""
-    response = httpx.get(f"{url}/hits", timeout=5)
+def hits(url: str, within_s: float = 10.0) -> dict[str, Any]:
+    """``{"total", "by_mode", "bodies_read", "connections"}`` of a running double.
+
+    A flapping double refuses connections half the time: asked then, wait until it is up.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            response = httpx.get(f"{url}/hits", timeout=5)
+            break
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
     response.raise_for_status()
     result: dict[str, Any] = response.json()
     return result

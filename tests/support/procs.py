@@ -80,9 +80,10 @@ class ServerProcess:
 
 # Two cores on CI: each worker decodes on one thread, one decode at a time.
 LEAN_WORKER = ["--cpu-threads", "1", "--num-workers", "1"]
-# A memory budget that fits the model and one request: a second concurrent decode is refused
-# with gpu_oom, as a full GPU would refuse it (whatever the model's size, below 200 MB).
-ONE_DECODE_FITS = [
+# A memory budget that fits the model and one request (whatever the model's size, below
+# 200 MB). With LEAN_WORKER's one slot the worker takes one request at a time anyway and says
+# worker_busy to a second: what a fleet of routers sharing a pod sees.
+MEMORY_FITS_ONE_DECODE = [
     "--memory-budget-mb",
     "700",
     "--memory-per-request-mb",
@@ -90,6 +91,9 @@ ONE_DECODE_FITS = [
     "--memory-per-audio-second-mb",
     "0",
 ]
+# The same memory, but two slots: a second concurrent decode is taken and then refused with
+# gpu_oom, as a full GPU would refuse it.
+ONE_DECODE_FITS = [*MEMORY_FITS_ONE_DECODE, "--slots", "2"]
 
 
 @contextlib.contextmanager
@@ -129,11 +133,17 @@ def workers(tmp: Path, n: int, *extra: str) -> Iterator[list[ServerProcess]]:
 
 @contextlib.contextmanager
 def router(
-    tmp: Path, backends: list[str], *extra: str, api_keys: tuple[str, ...] = ()
+    tmp: Path,
+    backends: list[str],
+    *extra: str,
+    api_keys: tuple[str, ...] = (),
+    name: str | None = None,
 ) -> Iterator[ServerProcess]:
     """``asrpool router`` in front of ``backends``: ``--no-auth``, or these ``api_keys``."""
     port = free_port()
-    args = ["router", "--port", str(port)]
+    # Tests of routing send the same clips again and again: without this most of them would
+    # be answered from the answer cache. Tests of the cache pass --cache-mb/--cache-redis.
+    args = ["router", "--port", str(port), "--cache-mb", "0"]
     env = {}
     if api_keys:
         env["ASRPOOL_API_KEYS"] = ",".join(api_keys)
@@ -141,8 +151,8 @@ def router(
         args.append("--no-auth")
     for url in backends:
         args += ["--backend", url]
-    name = "router-auth.log" if api_keys else "router.log"
-    proc = ServerProcess([*args, *extra], port, tmp / name, env=env)
+    log_name = f"{name or 'router'}{'-auth' if api_keys else ''}.log"
+    proc = ServerProcess([*args, *extra], port, tmp / log_name, env=env)
     try:
         proc.wait_ready()
         yield proc
@@ -163,11 +173,25 @@ class LocalPool:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
+    def worker_pid(self, url: str) -> int:
+        """The pid of the worker process serving ``url`` (a child of ``asrpool local``)."""
+        port = url.rsplit(":", 1)[1]
+        # Every thread's children: a restarted worker is started by the supervisor thread.
+        tasks = Path(f"/proc/{self.proc.proc.pid}/task").iterdir()
+        children = [c for t in tasks for c in (t / "children").read_text().split()]
+        for child in children:
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+                if b"worker" in argv and port.encode() in argv:
+                    return int(child)
+        raise LookupError(f"no worker of {self.url} serves {url}; children: {children}")
+
 
 def start_local(tmp: Path, *extra: str, workers: int = 2) -> LocalPool:
     port = free_port()
+    no_cache = ["--cache-mb", "0"]  # as for router() above
     proc = ServerProcess(
-        ["local", "--workers", str(workers), "--port", str(port), *LEAN_WORKER, *extra],
+        ["local", "--workers", str(workers), "--port", str(port), *no_cache, *LEAN_WORKER, *extra],
         port,
         tmp / "local.log",
     )

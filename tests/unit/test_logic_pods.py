@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asrpool_router.logic.budget import BudgetPolicy
+from asrpool_router.logic.budget import AdaptiveBudget, BudgetPolicy
+from asrpool_router.logic.pod_load import PodLoad
 from asrpool_router.logic.pods import PodState, PodStore
 
 
@@ -89,3 +90,31 @@ def test_free_slots_follow_the_current_budget() -> None:
     pod.budget.on_oom()  # 4 → 2, below what is in flight
     assert pod.free_slots == 0
     assert not pod.takes_work(0.0)
+
+
+@pytest.mark.parametrize(
+    ("slots", "in_flight", "parsed"),
+    [
+        ("2", "1", PodLoad(2, 1)),
+        ("1", "0", PodLoad(1, 0)),
+        (None, "1", None),  # a third-party backend says nothing
+        ("2", None, None),
+        ("0", "0", None),  # a pod without slots is no report
+        ("2", "-1", None),
+        ("two", "1", None),
+    ],
+)
+def test_a_load_report_is_read_from_the_worker_headers(
+    slots: str | None, in_flight: str | None, parsed: PodLoad | None
+) -> None:
+    assert PodLoad.parse(slots, in_flight) == parsed
+
+
+def test_room_counts_the_pods_own_slots_and_what_other_routers_hold() -> None:
+    pod = PodState("a", "http://a", budget=AdaptiveBudget(BudgetPolicy(ceiling=4)))
+    pod.acquire(1.0)
+    assert pod.room(0.0) == 3
+    pod.observe(PodLoad(slots=3, in_flight=2), now=0.0, trust_s=1.0)  # one of them ours
+    assert (pod.limit, pod.others_at(0.5), pod.room(0.5)) == (3, 1, 1)
+    assert pod.room(1.0) == 2  # the others' share is forgotten after the trust time
+    assert pod.wakes_at() == 1.0

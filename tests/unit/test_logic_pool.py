@@ -9,6 +9,7 @@ import pytest
 
 from asrpool.wire import ErrorCode
 from asrpool_router.logic.errors import AttemptResult, Outcome, OutcomeKind, classify
+from asrpool_router.logic.pod_load import PodLoad
 from asrpool_router.logic.pods import PodState
 from asrpool_router.logic.pool import (
     Again,
@@ -429,6 +430,8 @@ def test_snapshot_reports_pods_queue_and_totals() -> None:
             "ejected_for_s": 0.0,
             "ejections": 0,
             "consecutive_failures": 0,
+            "reported_slots": None,
+            "held_by_others": 0,
             "accepting": False,
         }
     ]
@@ -537,7 +540,7 @@ def test_a_pool_waiting_for_its_first_pod_waits_its_cold_start_timeout() -> None
 
 
 def test_without_a_cold_start_timeout_a_pool_without_pods_waits_the_queue_timeout() -> None:
-    h = PoolHarness(queue_timeout_s=10.0)
+    h = PoolHarness(queue_timeout_s=10.0, cold_start_timeout_s=0.0)
     h.queue()
     assert h.pool.next_deadline() == 10.0
     assert h.pool.expire(10.0) == [Expired(1, ErrorCode.SERVICE_UNAVAILABLE, attempts=0)]
@@ -570,3 +573,58 @@ def test_reconfigure_keeps_a_budget_cut_by_oom_within_the_new_ceiling():
     assert pool.snapshot()["pods"][0]["budget"] == 2  # learned capacity is kept
     pool.reconfigure(PoolPolicy(per_pod=1), now=3.0)
     assert pool.snapshot()["pods"][0]["budget"] == 1
+
+
+# --- a fleet of routers shares every pod (the pod's own load reports) ------------------
+
+
+def _report(slots: int, in_flight: int) -> PodLoad:
+    return PodLoad(slots=slots, in_flight=in_flight)
+
+
+def test_a_pod_reporting_fewer_slots_than_the_budget_caps_what_this_router_sends() -> None:
+    h = PoolHarness(per_pod=4).with_pods("a")
+    h.pool.upsert_pod("a", "http://a:8000", load=_report(slots=2, in_flight=0))
+    h.grant()
+    h.grant()
+    h.queue()
+    assert h.pod("a")["reported_slots"] == 2
+
+
+def test_slots_other_routers_hold_keep_requests_waiting_until_the_report_is_stale() -> None:
+    h = PoolHarness(per_pod=2, initial_hold_s=2.0).with_pods("a")
+    # Another router holds both slots: this one waits instead of being refused.
+    h.pool.upsert_pod("a", "http://a:8000", load=_report(slots=2, in_flight=2), now=0.0)
+    assert h.pod("a")["held_by_others"] == 2
+    ticket = h.queue()
+    assert h.pool.next_wakeup() == 1.0  # half the usual hold time
+    assert h.pool.poll(0.9) == []
+    (grant,) = h.pool.poll(1.0)  # forgotten: worth one try
+    assert grant.slot.ticket == ticket
+
+
+def test_a_busy_pod_is_no_failure_and_its_report_says_how_long_to_wait() -> None:
+    h = PoolHarness(per_pod=1, breaker_failures=1, initial_hold_s=2.0).with_pods("a", "b")
+    slot = h.grant(exclude=frozenset({"b"}))
+    h.grant(exclude=frozenset({"a"}))  # b busy with our own request
+    busy = classify(AttemptResult(status=503, error_code_header="worker_busy", load=_report(1, 1)))
+    assert busy.kind is OutcomeKind.POD_FULL
+    verdict, grants = h.pool.retry(slot, busy, h.now)
+    assert verdict == Again(slot.ticket, failed_over=False) and grants == []
+    a = h.pod("a")
+    assert (a["ejected"], a["consecutive_failures"], a["budget"]) == (False, 0, 1)
+    assert a["held_by_others"] == 1
+    (grant,) = h.pool.poll(1.0)
+    assert (grant.slot.ticket, grant.slot.pod_id) == (slot.ticket, "a")
+
+
+def test_our_own_requests_are_not_counted_as_other_routers() -> None:
+    h = PoolHarness(per_pod=3).with_pods("a")
+    first, second = h.grant(), h.grant()
+    # The pod answers `first`: it has 3 slots, one in use: `second`, ours.
+    h.pool.release(first, Outcome.of(OutcomeKind.OK, load=_report(3, 1)), h.now)
+    assert h.pod("a")["held_by_others"] == 0
+    h.grant()
+    h.grant()  # two free slots, as the pod said
+    h.queue()
+    assert second.pod_id == "a"

@@ -3,7 +3,8 @@
 A hypothesis state machine drives one ``Pool`` through requests whose attempts end as
 each pod's behaviour says: one pod never fails (``healthy``); the others fail fast with
 any fault (5xx, bad answers, resets, timeouts), refuse for want of memory when holding
-more than one request, or answer at random; they flap in and out of readiness and leave
+more than one request, answer at random, or are shared with other routers (busy half the
+time, reporting their load); they flap in and out of readiness and leave
 and come back. The shell's part (send, classify, ``release`` or ``retry``) is played
 by the machine, which checks:
 
@@ -31,6 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from asrpool_router.logic.breaker import ejection_allowed
 from asrpool_router.logic.errors import Outcome, OutcomeKind
+from asrpool_router.logic.pod_load import PodLoad
 from asrpool_router.logic.pool import (
     Again,
     GiveUp,
@@ -45,7 +47,8 @@ from asrpool_router.logic.pool import (
 )
 
 HEALTHY = "healthy"
-BEHAVIOURS = ("fails_fast", "short_of_memory", "flaky")
+# "shared": other routers use the pod too; it says worker_busy half the time, with its load.
+BEHAVIOURS = ("fails_fast", "short_of_memory", "flaky", "shared")
 FAULTS = [
     OutcomeKind.UNREACHABLE,
     OutcomeKind.TIMEOUT,
@@ -145,6 +148,11 @@ class FaultyPoolMachine(RuleBasedStateMachine):
                 p["in_flight"] for p in self.pool.snapshot()["pods"] if p["id"] == slot.pod_id
             )
             return Outcome.of(OutcomeKind.OOM if in_flight > 1 else OutcomeKind.OK)
+        if behaviour == "shared":
+            slots = self.policy.per_pod
+            if self.rng.random() < 0.5:
+                return Outcome.of(OutcomeKind.POD_FULL, load=PodLoad(slots, slots))
+            return Outcome.of(OutcomeKind.OK, load=PodLoad(slots, self.rng.randint(0, slots)))
         return Outcome.of(self.rng.choice([OutcomeKind.OK, *FAULTS]))
 
     def answer(self, ticket: int) -> None:
@@ -172,7 +180,9 @@ class FaultyPoolMachine(RuleBasedStateMachine):
             if verdict.failed_over:
                 request.failed_on.add(slot.pod_id)
             else:
-                assert outcome.capacity and budget_at_grant > 1, "a fault that did not fail over"
+                assert outcome.kind is OutcomeKind.POD_FULL or (
+                    outcome.capacity and budget_at_grant > 1
+                ), "a fault that did not fail over"
             request.wait_deadline = min(request.deadline, self.now + self.policy.queue_timeout_s)
         self.take(grants)
 

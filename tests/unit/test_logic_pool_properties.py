@@ -72,6 +72,7 @@ class PoolMachine(RuleBasedStateMachine):
         per_pod=st.integers(1, 2),
         pods=st.integers(1, 3),
         queue_timeout_s=st.floats(1.0, 6.0),
+        cold_start_timeout_s=st.sampled_from([0.0, 1.0, 4.0, 12.0]),
         max_queue=st.integers(0, 5),
         breaker_failures=st.integers(1, 3),
         increase_after=st.integers(1, 3),
@@ -82,6 +83,7 @@ class PoolMachine(RuleBasedStateMachine):
         per_pod: int,
         pods: int,
         queue_timeout_s: float,
+        cold_start_timeout_s: float,
         max_queue: int,
         breaker_failures: int,
         increase_after: int,
@@ -92,6 +94,7 @@ class PoolMachine(RuleBasedStateMachine):
             per_pod=per_pod,
             max_queue=max_queue,
             queue_timeout_s=queue_timeout_s,
+            cold_start_timeout_s=cold_start_timeout_s,
             breaker_failures=breaker_failures,
             breaker_cooldown_s=1.0,
             breaker_max_cooldown_s=4.0,
@@ -114,6 +117,18 @@ class PoolMachine(RuleBasedStateMachine):
 
     def snapshot(self) -> dict[str, Any]:
         return self.pool.snapshot(self.now)
+
+    def deadline(self) -> float:
+        """A ticket queued now: while no pod is ready (none at all, loading, terminating or
+        removed) the longer of the cold-start and queue timeouts, else the queue timeout."""
+        cold = not any(
+            p["ready"] and not p["terminating"] and not p["removed"]
+            for p in self.snapshot()["pods"]
+        )
+        wait = self.policy.queue_timeout_s
+        if cold:
+            wait = max(wait, self.policy.cold_start_timeout_s)
+        return self.now + wait
 
     def servable(self, w: Waiting, snap: dict[str, Any]) -> bool:
         if w.deadline <= self.now:
@@ -183,6 +198,7 @@ class PoolMachine(RuleBasedStateMachine):
     def submit(self, audio: float, priority: Priority, avoid: frozenset[int]) -> None:
         exclude = frozenset(self.pod(i) for i in avoid)
         depth_before = self.pool.queue_depth()
+        deadline = self.deadline()
         before = self.snapshot()
         # An earlier ticket (better or same class) that some pod could serve right now.
         earlier_servable = any(
@@ -203,9 +219,7 @@ class PoolMachine(RuleBasedStateMachine):
         elif isinstance(result, Queued):
             assert result.ticket not in self.ever_granted and result.ticket not in self.waiting
             self.seq += 1
-            self.waiting[result.ticket] = Waiting(
-                priority, self.seq, exclude, self.now + self.policy.queue_timeout_s, audio
-            )
+            self.waiting[result.ticket] = Waiting(priority, self.seq, exclude, deadline, audio)
         else:
             assert isinstance(result, Rejected)
             assert depth_before == self.policy.max_queue, "rejected with room in the queue"
@@ -230,6 +244,7 @@ class PoolMachine(RuleBasedStateMachine):
         pod = self.pod(index)
         others = frozenset(self.pod_ids) - {pod}
         for _ in range(self.policy.breaker_failures):
+            deadline = self.deadline()
             result = self.pool.submit(
                 audio_seconds=1.0, priority=Priority.REALTIME, now=self.now, exclude=others
             )
@@ -240,7 +255,7 @@ class PoolMachine(RuleBasedStateMachine):
                         Priority.REALTIME,
                         self.seq,
                         others,
-                        self.now + self.policy.queue_timeout_s,
+                        deadline,
                         1.0,
                     )
                 return

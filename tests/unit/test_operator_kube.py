@@ -13,6 +13,7 @@ import pytest
 
 from asrpool_operator.kube import (
     DEPLOYMENTS,
+    HPAS,
     PODS,
     POOLS,
     Conflict,
@@ -42,6 +43,8 @@ def client(status: int = 200, body: object = None, seen: Seen | None = None) -> 
         (POOLS, "speech", "p", "scale",
          "/apis/asrpool.dev/v1alpha1/namespaces/speech/asrpools/p/scale"),
         (POOLS, None, None, None, "/apis/asrpool.dev/v1alpha1/asrpools"),
+        (HPAS, "speech", None, None,
+         "/apis/autoscaling/v2/namespaces/speech/horizontalpodautoscalers"),
         (Resource("v1", "namespaces"), None, "x", None, "/api/v1/namespaces/x"),
     ],
 )  # fmt: skip
@@ -80,6 +83,16 @@ def test_status_and_scale_are_merge_patches_on_their_subresources() -> None:
         {"status": {"readyReplicas": 1}},
         {"spec": {"replicas": 4}},
     ]
+
+
+def test_a_pods_deletion_cost_is_a_merge_patch_of_its_annotations() -> None:
+    seen: Seen = []
+    body = {"metadata": {"annotations": {"controller.kubernetes.io/pod-deletion-cost": "0"}}}
+    client(seen=seen).patch(PODS, "speech", "w-1", body)
+    (req,) = seen
+    assert (req.method, req.url.path) == ("PATCH", "/api/v1/namespaces/speech/pods/w-1")
+    assert req.headers["content-type"] == "application/merge-patch+json"
+    assert json.loads(req.content) == body
 
 
 def test_list_sends_the_label_selector_and_returns_the_items() -> None:

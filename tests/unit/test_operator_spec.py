@@ -62,12 +62,18 @@ PARSER_FIELD = {
     "server.readinessPath": "server.readiness_path",
     "server.livenessPath": "server.liveness_path",
     "replicas": "replicas",
+    "autoscaling.enabled": "autoscaling.enabled",
     "autoscaling.minReplicas": "autoscaling.min_replicas",
     "autoscaling.targetQueueDepth": "autoscaling.target_queue_depth",
+    "autoscaling.stableWindowSeconds": "autoscaling.stable_window_s",
+    "autoscaling.panicWindowSeconds": "autoscaling.panic_window_s",
+    "autoscaling.maxScaleUpRate": "autoscaling.max_scale_up_rate",
     "autoscaling.scaleDownStabilizationSeconds": "autoscaling.scale_down_stabilization_s",
+    "autoscaling.scaleToZeroDelaySeconds": "autoscaling.scale_to_zero_delay_s",
     "concurrency.perPod": "concurrency.per_pod",
     "concurrency.maxQueue": "concurrency.max_queue",
     "concurrency.queueTimeoutSeconds": "concurrency.queue_timeout_s",
+    "concurrency.coldStartTimeoutSeconds": "concurrency.cold_start_timeout_s",
     "retry.maxAttempts": "retry.max_attempts",
     "retry.requestTimeoutSeconds": "retry.request_timeout_s",
     "retry.ejection.consecutiveFailures": "retry.ejection.consecutive_failures",
@@ -146,6 +152,13 @@ INVALID = [
     ({"model": "m", "autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
      "spec.autoscaling.minReplicas: autoscaling.minReplicas must not exceed"),
     ({"model": "m", "autoscaling": {}}, "spec.autoscaling.maxReplicas: required"),
+    ({"model": "m", "autoscaling": {"maxReplicas": 4, "stableWindowSeconds": 30,
+                                    "panicWindowSeconds": 40}},
+     "spec.autoscaling.panicWindowSeconds: autoscaling.panicWindowSeconds must not exceed"),
+    ({"model": "m", "autoscaling": {"maxReplicas": 4, "maxScaleUpRate": 1}},
+     "spec.autoscaling.maxScaleUpRate: must be greater than 1"),
+    ({"model": "m", "concurrency": {"coldStartTimeoutSeconds": 0}},
+     "spec.concurrency.coldStartTimeoutSeconds: must be greater than 0"),
     ({"model": "m", "concurrency": {"perPod": 0}},
      "spec.concurrency.perPod: concurrency.perPod must be at least 1"),
     ({"model": "m", "concurrency": {"perPod": 65}}, "spec.concurrency.perPod: must be at most 64"),
@@ -235,6 +248,12 @@ def test_a_full_spec_is_read_field_by_field() -> None:
     assert s.env[0].value_from == {"secretKeyRef": {"name": "s", "key": "k"}}
     assert s.model_source is not None and s.model_source.kind == "hostPath"
     assert s.model_source.model_dir == "/models"
+
+
+def test_an_external_scaler_needs_no_max_replicas() -> None:
+    """``enabled: false`` hands replicas to an HPA or KEDA, which have their own ceiling."""
+    s = parse_pool(pool({"model": "m", "autoscaling": {"enabled": False}})).spec
+    assert s.autoscaling is not None and not s.autoscaling.enabled
 
 
 @pytest.mark.parametrize(

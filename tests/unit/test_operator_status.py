@@ -104,8 +104,11 @@ DIAGNOSES = [
     ("bad secret reference", [pod(waiting="CreateContainerConfigError")],
      "CreateContainerConfigError"),
     ("still creating is fine", [pod(waiting="ContainerCreating")], None),
-    ("unschedulable",
+    ("no free gpu is insufficient gpu",
      [pod(unschedulable="0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")],
+     "InsufficientGPU"),
+    ("unschedulable for another reason",
+     [pod(unschedulable="0/3 nodes are available: 3 node(s) didn't match Pod's node selector.")],
      "Unschedulable"),
     ("a terminating pod does not count", [pod(waiting="CrashLoopBackOff", deleting=True)], None),
     ("a failed (evicted) pod does not count", [pod(terminated="OOMKilled", phase="Failed")], None),
@@ -140,6 +143,15 @@ def test_the_message_counts_failing_pods_and_names_the_first_by_name() -> None:
     assert found is not None
     assert found.message.startswith("2 pods (first: w-a): container worker is in ErrImagePull;")
     assert "check spec.image" in found.message
+
+
+def test_insufficient_gpu_counts_the_waiting_pods_and_quotes_the_scheduler() -> None:
+    short = "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+    found = diagnose([pod("w-b", unschedulable=short), pod("w-a", unschedulable=short),
+                      pod("w-c")], NOW)  # fmt: skip
+    assert found is not None and found.reason == "InsufficientGPU"
+    assert found.message.startswith(f"2 pods wait for nvidia.com/gpu (first: w-a): {short};")
+    assert "not counted as capacity" in found.message
 
 
 def test_unschedulable_quotes_the_scheduler_and_names_the_gpu_resource() -> None:

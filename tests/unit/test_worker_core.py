@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from asrpool.formats import FORMATS, as_srt, as_verbose_json, as_vtt
+from asrpool.transcript import Segment, Transcript, Word
 from asrpool.wire import AsrpoolError, ErrorCode
-from asrpool_worker.formats import FORMATS, as_srt, as_verbose_json, as_vtt
 from asrpool_worker.guard import MemoryCosts, MemoryGuard
 from asrpool_worker.params import parse_request
-from asrpool_worker.transcript import Segment, Transcript, Word
 from tests.support.subtitles import cue_times
 
 

@@ -14,29 +14,38 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NotRequired
 
 import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
 
+from asrpool import formats
+from asrpool import transcript_stream as stream_events
+from asrpool.audio_answers import ModelList
+from asrpool.formats import FORMATS
 from asrpool.http_errors import install_error_handlers
+from asrpool.http_server import HeadAsGet, Once, OwnedStream
+from asrpool.openapi import audio_route, error_responses, install_openapi, text_route
+from asrpool.transcript import Segment, Transcript
 from asrpool.uploads import read_audio_form, too_large
-from asrpool.wire import AsrpoolError, ErrorCode
+from asrpool.wire import IN_FLIGHT_HEADER, SLOTS_HEADER, AsrpoolError, ErrorCode
 
 from . import audio
 from .auth import RouterOnly
 from .engine import WhisperEngine, model_size_mb
-from .formats import FORMATS
 from .guard import MemoryCosts, MemoryGuard
 from .metrics import WorkerMetrics
-from .params import parse_request
+from .params import AudioRequest, parse_request
 from .recovery import DecodeResult, OomRecovery
 from .settings import WorkerSettings
+from .slots import SlotGate
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,36 @@ RECOVERING_MESSAGE = (
     "This speech server is freeing its GPU memory and will be back shortly. "
     "Send the request again: another server can take it."
 )
+
+
+# What the audio routes may answer besides 200 (500 the document adds to every route).
+AUDIO_ERRORS = (
+    ErrorCode.INVALID_AUDIO,
+    ErrorCode.INVALID_REQUEST,
+    ErrorCode.MODEL_NOT_FOUND,
+    ErrorCode.REQUEST_TIMEOUT,
+    ErrorCode.FILE_TOO_LARGE,
+    ErrorCode.GPU_OOM,
+    ErrorCode.SERVICE_UNAVAILABLE,
+    ErrorCode.MODEL_LOAD_FAILED,
+    ErrorCode.WORKER_BUSY,
+)
+DESCRIPTION = (
+    "An asrpool worker: one Whisper model behind OpenAI's audio API, for the router (or any "
+    "OpenAI client). Errors are in OpenAI's shape with a stable `code`, also in the "
+    "`x-asrpool-error-code` header; every answer carries `x-asrpool-slots` and "
+    "`x-asrpool-in-flight`."
+)
+
+
+class Readiness(TypedDict):
+    """What the worker says of itself; ``recovery`` only while it recovers."""
+
+    status: Literal["ready", "loading", "model_load_failed", "recovering"]
+    model: str
+    memory: dict[str, float]
+    load: dict[str, int]
+    recovery: NotRequired[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -84,6 +123,8 @@ class WorkerState:
         )
         # CTranslate2 runs num_workers decodes at once; more threads would only queue inside it.
         self.decode_slots = anyio.CapacityLimiter(max(settings.num_workers, 1))
+        # What all routers together may send at once (see slots.py).
+        self.slots = SlotGate(settings.resolved_slots)
         self.recovery = OomRecovery(settings.oom_recovery_after)
         self.recovery_started = 0.0
         # Held so the task is not garbage-collected mid-reload, and cancelled at shutdown.
@@ -191,33 +232,51 @@ def create_app(
             if task is not None and not task.done():
                 task.cancel()
 
-    app = FastAPI(title="asrpool worker", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="asrpool worker", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(LoadHeaders, slots=state.slots)
     app.state.worker = state
     install_error_handlers(app)
+    install_openapi(app, description=DESCRIPTION)
+    # With a worker token, /v1 serves routers only (401 otherwise); health and metrics stay open.
     only_routers = [Depends(RouterOnly(settings.worker_token))]
+    refused = (ErrorCode.UNAUTHORIZED,) if settings.worker_token else ()
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Loading, failed, or recovering."}},
+    )
     async def readyz() -> JSONResponse:
-        body: dict[str, Any] = {"model": settings.model_name, "memory": state.guard.snapshot()}
+        body: Readiness = {
+            "status": "ready",
+            "model": settings.model_name,
+            "memory": state.guard.snapshot(),
+            "load": {"slots": state.slots.slots, "in_flight": state.slots.in_use},
+        }
         if state.recovery.recovering:
             body["recovery"] = state.recovery.snapshot()
-            return JSONResponse({"status": "recovering", **body}, status_code=503)
+            return JSONResponse({**body, "status": "recovering"}, status_code=503)
         if state.engine is not None:
-            return JSONResponse({"status": "ready", **body})
+            return JSONResponse(body)
         if state.load_error is not None:
-            return JSONResponse({"status": "model_load_failed", **body}, status_code=503)
-        return JSONResponse({"status": "loading", **body}, status_code=503)
+            return JSONResponse({**body, "status": "model_load_failed"}, status_code=503)
+        return JSONResponse({**body, "status": "loading"}, status_code=503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        **text_route(CONTENT_TYPE_LATEST.split(";")[0], "Prometheus metrics (text format)."),
+    )
     async def metrics() -> Response:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models", dependencies=only_routers)
-    async def models() -> dict[str, Any]:
+    @app.get("/v1/models", dependencies=only_routers, responses=error_responses(*refused))
+    async def models() -> ModelList:
         return {
             "object": "list",
             "data": [
@@ -225,11 +284,24 @@ def create_app(
             ],
         }
 
-    @app.post("/v1/audio/transcriptions", dependencies=only_routers)
+    upload_mb = settings.max_upload_bytes
+    errors = (*AUDIO_ERRORS, *refused)
+
+    @app.post(
+        "/v1/audio/transcriptions",
+        dependencies=only_routers,
+        **audio_route(summary="Transcribe audio", errors=errors, max_upload_bytes=upload_mb),
+    )
     async def transcriptions(request: Request) -> Response:
         return await _handle(request, state, task="transcribe", endpoint="transcriptions")
 
-    @app.post("/v1/audio/translations", dependencies=only_routers)
+    @app.post(
+        "/v1/audio/translations",
+        dependencies=only_routers,
+        **audio_route(
+            summary="Translate audio into English", errors=errors, max_upload_bytes=upload_mb
+        ),
+    )
     async def translations(request: Request) -> Response:
         return await _handle(request, state, task="translate", endpoint="translations")
 
@@ -264,7 +336,97 @@ async def _transcribe(request: Request, state: WorkerState, task: str) -> Respon
             raise too_large(settings.max_upload_bytes)
     finally:
         await form.close()
+    # After the upload is read (refusing mid-upload would reset the router's connection),
+    # before any work is spent on it.
+    if not state.slots.try_take():
+        state.metrics.busy_rejections.inc()
+        raise AsrpoolError(ErrorCode.WORKER_BUSY)
+    slot = Once(state.slots.give_back)
+    try:
+        if parsed.stream:
+            return await _open_stream(state, data, parsed, slot)
+        return await _decode(state, data, parsed)
+    finally:
+        if not parsed.stream:
+            slot()
 
+
+async def _open_stream(
+    state: WorkerState, data: bytes, parsed: AudioRequest, slot: Once
+) -> Response:
+    """stream=true: everything that can fail as a plain HTTP error happens here, first."""
+    try:
+        samples = await anyio.to_thread.run_sync(audio.decode, data)
+        seconds = audio.duration_seconds(samples)
+        admission = state.admit(seconds)
+    except BaseException:
+        slot()
+        raise
+    outcome = {"result": DecodeResult.OTHER}
+    decode = Once(lambda: state.finish(admission, outcome["result"]))
+    try:
+        head, segments = await anyio.to_thread.run_sync(
+            admission.engine.stream, samples, parsed.options, limiter=state.decode_slots
+        )
+    except AsrpoolError as exc:
+        if exc.code is ErrorCode.GPU_OOM:
+            outcome["result"] = DecodeResult.OOM
+        decode()
+        slot()
+        raise
+    except BaseException:
+        decode()
+        slot()
+        raise
+    body = _events(state, head, segments, parsed, outcome, seconds)
+    return OwnedStream(body, stream_events.MEDIA_TYPE, [decode, slot])
+
+
+async def _events(
+    state: WorkerState,
+    head: Transcript,
+    segments: Iterator[Segment],
+    parsed: AudioRequest,
+    outcome: dict[str, DecodeResult],
+    seconds: float,
+) -> AsyncIterator[bytes]:
+    """One delta per segment as it is decoded, then done; an error event if decoding fails."""
+    started = time.monotonic()
+    opts = parsed.options
+    texts: list[str] = []
+    decoded: list[Segment] = []
+    try:
+        while True:
+            # One 30 s window decodes per step; between steps a client gone stops us.
+            segment = await anyio.to_thread.run_sync(
+                next, segments, None, limiter=state.decode_slots
+            )
+            if segment is None:
+                break
+            text = segment.text.lstrip() if not texts and opts.offset_s == 0 else segment.text
+            texts.append(text)
+            decoded.append(segment)
+            lp = formats.logprobs([segment]) if opts.logprobs else None
+            yield stream_events.encode(stream_events.delta(text, logprobs=lp, end_s=segment.end))
+    except AsrpoolError as exc:
+        if exc.code is ErrorCode.GPU_OOM:
+            outcome["result"] = DecodeResult.OOM
+        yield stream_events.encode(stream_events.error(exc.code, exc.message))
+        return
+    outcome["result"] = DecodeResult.OK
+    state.metrics.decode_seconds.observe(time.monotonic() - started)
+    state.metrics.audio_seconds.inc(seconds)
+    yield stream_events.encode(
+        stream_events.done(
+            "".join(texts),
+            audio_seconds=head.duration,
+            output_tokens=sum(len(s.tokens) for s in decoded),
+            logprobs=formats.logprobs(decoded) if opts.logprobs else None,
+        )
+    )
+
+
+async def _decode(state: WorkerState, data: bytes, parsed: AudioRequest) -> Response:
     samples = await anyio.to_thread.run_sync(audio.decode, data)
     seconds = audio.duration_seconds(samples)
     # Checked again: recovery may have begun, or replaced the engine, while we read and decoded.
@@ -289,5 +451,32 @@ async def _transcribe(request: Request, state: WorkerState, task: str) -> Respon
     fmt = FORMATS[parsed.response_format]
     rendered = fmt.render(transcript, parsed.options.word_timestamps)
     if isinstance(rendered, dict):
+        if parsed.options.logprobs:
+            rendered["logprobs"] = formats.logprobs(transcript.segments)
         return JSONResponse(rendered)
     return PlainTextResponse(rendered, media_type=fmt.media_type)
+
+
+class LoadHeaders:
+    """ASGI middleware: every answer says the worker's slots and how many are in use."""
+
+    def __init__(self, app: ASGIApp, slots: SlotGate) -> None:
+        self.app = app
+        self.slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_load(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    *message.get("headers", []),
+                    (SLOTS_HEADER.encode(), str(self.slots.slots).encode()),
+                    (IN_FLIGHT_HEADER.encode(), str(self.slots.in_use).encode()),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_load)

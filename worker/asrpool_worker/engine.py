@@ -9,16 +9,17 @@ serving.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from asrpool.transcript import Segment, Transcript, Word
 from asrpool.wire import AsrpoolError, ErrorCode, mentions_out_of_memory
-
-from .transcript import Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,31 @@ def model_size_mb(model_dir: str) -> float:
     return path.stat().st_size / 2**20 if path.exists() else 0.0
 
 
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    """OpenAI's ``server_vad`` knobs (its defaults), for faster-whisper's Silero VAD pass."""
+
+    threshold: float = 0.5
+    prefix_padding_ms: int = 300
+    silence_duration_ms: int = 200
+
+    def vad_parameters(self) -> dict[str, float | int]:
+        return {
+            "threshold": self.threshold,
+            "speech_pad_ms": self.prefix_padding_ms,
+            "min_silence_duration_ms": self.silence_duration_ms,
+        }
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
     task: str = "transcribe"  # or "translate"
     language: str | None = None
+    # The languages the audio may be in (languages[]): detection picks among them.
+    languages: tuple[str, ...] = ()
     prompt: str | None = None
     temperature: float | None = None
     word_timestamps: bool = False
@@ -59,6 +81,12 @@ class DecodeOptions:
     # A live partial (asrpool's realtime sessions): will be superseded within a second,
     # so greedy decoding and no VAD pass (the router already cut at speech) buy speed.
     draft: bool = False
+    # chunking_strategy=server_vad's knobs; None: our defaults (chunking_strategy=auto).
+    vad: VadSettings | None = None
+    # include[]=logprobs: per-word log probabilities (they come with word timing).
+    logprobs: bool = False
+    # Decode from here (seconds): a streamed answer resumed on another pod.
+    offset_s: float = 0.0
 
 
 class WhisperEngine:
@@ -107,47 +135,104 @@ class WhisperEngine:
             unload_model()
 
     def transcribe(self, samples: np.ndarray, opts: DecodeOptions) -> Transcript:
+        """The whole transcript (blocking: run it in a thread)."""
+        head, segments = self.stream(samples, opts)
+        return Transcript(
+            language=head.language,
+            duration=head.duration,
+            segments=list(segments),
+            task=opts.task,
+        )
+
+    def stream(
+        self, samples: np.ndarray, opts: DecodeOptions
+    ) -> tuple[Transcript, Iterator[Segment]]:
+        """The transcript's head (language, duration, no segments) and its segments, lazily.
+
+        The model decodes the next 30 s window only when the next segment is asked for:
+        a streamed answer sends each as soon as it exists, and stops decoding when asked
+        to stop. Times count from the start of the upload, ``offset_s`` included.
+        """
+        offset = min(max(opts.offset_s, 0.0), samples.size / SAMPLE_RATE)
+        audio = samples[int(offset * SAMPLE_RATE) :]
         kwargs: dict[str, object] = {
             "task": opts.task,
-            "language": opts.language if self.multilingual else "en",
+            "language": self._language(audio, opts),
             "initial_prompt": opts.prompt or None,
-            "word_timestamps": opts.word_timestamps,
+            "word_timestamps": opts.word_timestamps or opts.logprobs,
             "vad_filter": opts.vad_filter and not opts.draft,
             "beam_size": 1 if opts.draft else 5,
             "condition_on_previous_text": False,  # stops runaway repetition on long files
         }
-        if not opts.timestamps and not opts.word_timestamps and samples.size <= 30 * 16_000:
+        if opts.vad is not None:
+            kwargs["vad_parameters"] = opts.vad.vad_parameters()
+        if (
+            not opts.timestamps
+            and not opts.word_timestamps
+            and not opts.logprobs
+            and audio.size <= 30 * SAMPLE_RATE
+        ):
             # One 30 s window holds it all, so no timestamp is needed to seek the next one.
             kwargs["without_timestamps"] = True
         if opts.temperature is not None:
             kwargs["temperature"] = opts.temperature
-        try:
-            raw_segments, info = self._model.transcribe(samples, **kwargs)
-            segments = [
-                _segment(i, s)
-                for i, s in enumerate(raw_segments)
-                if s.no_speech_prob < NO_SPEECH_GATE
-            ]
-        except RuntimeError as exc:
-            if mentions_out_of_memory(str(exc)):
-                log.warning("engine out of memory: %s", exc)
-                raise AsrpoolError(ErrorCode.GPU_OOM) from exc
-            raise
-        return Transcript(
+        with _oom_as_gpu_oom():
+            raw_segments, info = self._model.transcribe(audio, **kwargs)
+        head = Transcript(
             language=info.language,
-            duration=float(info.duration),
-            segments=segments,
+            duration=offset + float(info.duration),
+            segments=[],
             task=opts.task,
         )
+        return head, self._segments(raw_segments, offset)
+
+    def _segments(self, raw: Iterator[object], offset: float) -> Iterator[Segment]:
+        index = 0
+        with _oom_as_gpu_oom():
+            for s in raw:
+                if getattr(s, "no_speech_prob", 0.0) < NO_SPEECH_GATE:
+                    yield _segment(index, s, offset)
+                    index += 1
+
+    def _language(self, audio: np.ndarray, opts: DecodeOptions) -> str | None:
+        if not self.multilingual:
+            # An English-only model: asking it for anything else would give nonsense.
+            asked = [code for code in (opts.language, *opts.languages) if code]
+            if asked and "en" not in asked:
+                param = "language" if opts.language else "languages[]"
+                raise AsrpoolError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"This pool's model only understands English; {param} asks for "
+                    f"{', '.join(asked)}. Send it to a multilingual pool.",
+                    param=param,
+                )
+            return "en"
+        if opts.language or not opts.languages:
+            return opts.language
+        # languages[]: detect, but only among the languages the client allows.
+        _best, _p, ranked = self._model.detect_language(audio)
+        allowed = [(code, p) for code, p in ranked if code in opts.languages]
+        return max(allowed, key=lambda item: item[1])[0] if allowed else opts.languages[0]
 
 
-def _segment(index: int, s: object) -> Segment:
+@contextlib.contextmanager
+def _oom_as_gpu_oom() -> Iterator[None]:
+    try:
+        yield
+    except RuntimeError as exc:
+        if mentions_out_of_memory(str(exc)):
+            log.warning("engine out of memory: %s", exc)
+            raise AsrpoolError(ErrorCode.GPU_OOM) from exc
+        raise
+
+
+def _segment(index: int, s: object, offset: float = 0.0) -> Segment:
     words = getattr(s, "words", None)
     return Segment(
         id=index,
         seek=int(getattr(s, "seek", 0)),
-        start=float(getattr(s, "start", 0.0)),
-        end=float(getattr(s, "end", 0.0)),
+        start=offset + float(getattr(s, "start", 0.0)),
+        end=offset + float(getattr(s, "end", 0.0)),
         text=str(getattr(s, "text", "")),
         tokens=[int(t) for t in getattr(s, "tokens", [])],
         temperature=float(getattr(s, "temperature", 0.0) or 0.0),
@@ -156,5 +241,8 @@ def _segment(index: int, s: object) -> Segment:
         no_speech_prob=float(getattr(s, "no_speech_prob", 0.0)),
         words=None
         if words is None
-        else [Word(str(w.word), float(w.start), float(w.end), float(w.probability)) for w in words],
+        else [
+            Word(str(w.word), offset + float(w.start), offset + float(w.end), float(w.probability))
+            for w in words
+        ],
     )

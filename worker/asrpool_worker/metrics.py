@@ -26,6 +26,11 @@ class WorkerMetrics:
             registry=registry,
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
         )
+        self.busy_rejections = Counter(
+            "asrpool_worker_busy_rejections",
+            "Requests refused at once (worker_busy) because every slot was taken.",
+            registry=registry,
+        )
         self.oom_rejections = Counter(
             "asrpool_worker_oom_rejections",
             "Requests refused with gpu_oom (memory guard or a real CUDA OOM).",

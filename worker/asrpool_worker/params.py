@@ -1,94 +1,68 @@
-"""Validate the form fields of an OpenAI audio request into engine options.
+"""Turn the form fields of an OpenAI audio request into engine options.
 
-Pure: takes the plain field values, returns options or raises
-``AsrpoolError(invalid_request)`` naming the bad parameter.
+Pure: the fields are validated by the shared model (``asrpool.audio_form.read_form``,
+which also makes the OpenAPI request body, and which the router reads too); here only what
+is the worker's own: the model it serves, and the decode options each field becomes. Every
+field OpenAI's SDK sends is either honoured or refused with a sentence saying why; none is
+silently ignored (docs/openai.md lists them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asrpool.wire import AsrpoolError, ErrorCode
+from asrpool.audio_form import ServerVad, read_form
+from asrpool.wire import OPENAI_TRANSCRIPTION_MODELS, AsrpoolError, ErrorCode
 
-from .engine import DecodeOptions
-from .formats import FORMATS
-
-# What OpenAI clients send by default; served by whatever model this worker has.
-OPENAI_DEFAULT_MODEL = "whisper-1"
-# asrpool's own form field (other servers ignore it): this is a live partial, speed first.
-DRAFT_FIELD = "asrpool_draft"
+from .engine import DecodeOptions, VadSettings
 
 
 @dataclass(frozen=True)
 class AudioRequest:
     options: DecodeOptions
     response_format: str
-
-
-def _bad(param: str, message: str) -> AsrpoolError:
-    return AsrpoolError(ErrorCode.INVALID_REQUEST, message, param=param)
+    stream: bool = False
 
 
 def parse_request(fields: dict[str, list[str]], *, task: str, served_model: str) -> AudioRequest:
     """Fields as multipart gives them (name → values); ``task`` is transcribe or translate."""
-
-    def one(name: str) -> str | None:
-        values = fields.get(name) or []
-        return values[-1] if values else None
-
-    model = one("model")
-    if model and model not in (served_model, OPENAI_DEFAULT_MODEL):
+    form = read_form(fields)
+    if form.model and form.model != served_model and form.model not in OPENAI_TRANSCRIPTION_MODELS:
         raise AsrpoolError(
             ErrorCode.MODEL_NOT_FOUND,
-            f"Model '{model}' is not served here; this server serves '{served_model}'.",
+            f"Model '{form.model}' is not served here; this server serves '{served_model}'.",
             param="model",
         )
-
-    response_format = one("response_format") or "json"
-    if response_format not in FORMATS:
-        raise _bad(
-            "response_format",
-            f"response_format must be one of {', '.join(FORMATS)}; got '{response_format}'.",
-        )
-
-    temperature: float | None = None
-    raw_temperature = one("temperature")
-    if raw_temperature not in (None, ""):
-        try:
-            temperature = float(raw_temperature)
-        except ValueError:
-            raise _bad("temperature", "temperature must be a number between 0 and 1.") from None
-        if not 0.0 <= temperature <= 1.0:
-            raise _bad("temperature", "temperature must be a number between 0 and 1.")
-
-    granularities = set(fields.get("timestamp_granularities[]", [])) | set(
-        fields.get("timestamp_granularities", [])
-    )
-    unknown = granularities - {"word", "segment"}
-    if unknown:
-        raise _bad(
-            "timestamp_granularities[]",
-            f"timestamp_granularities[] takes 'word' and 'segment'; got {sorted(unknown)}.",
-        )
-    if "word" in granularities and response_format != "verbose_json":
-        raise _bad(
-            "timestamp_granularities[]",
-            "Word timestamps need response_format=verbose_json.",
-        )
-
-    language = (one("language") or "").strip().lower() or None
-    if language is not None and not (2 <= len(language) <= 3 and language.isalpha()):
-        raise _bad("language", "language must be an ISO-639-1 code such as 'en' or 'zh'.")
-
+    prompt = form.prompt
+    if form.keywords:
+        # Whisper is steered by its prompt: naming the words there makes it spell them so.
+        prompt = " ".join([prompt, ", ".join(form.keywords)]).strip()
     return AudioRequest(
         options=DecodeOptions(
             task=task,
-            language=language,
-            prompt=one("prompt") or None,
-            temperature=temperature,
-            word_timestamps="word" in granularities,
-            timestamps=response_format in ("srt", "vtt", "verbose_json"),
-            draft=(one(DRAFT_FIELD) or "").lower() in ("1", "true"),
+            language=form.language,
+            languages=form.languages,
+            prompt=prompt or None,
+            temperature=form.temperature,
+            word_timestamps=form.word_timestamps,
+            # A stream sends a delta per segment: without timestamps a clip is one segment.
+            timestamps=form.stream or form.response_format in ("srt", "vtt", "verbose_json"),
+            draft=form.asrpool_draft,
+            vad=_vad(form.chunking_strategy),
+            logprobs=form.logprobs,
+            offset_s=form.asrpool_offset,
         ),
-        response_format=response_format,
+        response_format=form.response_format,
+        stream=form.stream,
+    )
+
+
+def _vad(strategy: ServerVad | str) -> VadSettings | None:
+    """``chunking_strategy``: ``auto`` → our default VAD (None); ``server_vad`` → its knobs."""
+    if not isinstance(strategy, ServerVad):
+        return None
+    return VadSettings(
+        threshold=strategy.threshold,
+        prefix_padding_ms=strategy.prefix_padding_ms,
+        silence_duration_ms=strategy.silence_duration_ms,
     )

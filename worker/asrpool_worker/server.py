@@ -33,7 +33,6 @@ def serve(settings: WorkerSettings) -> None:
         host=settings.host,
         port=settings.port,
         timeouts=ServerTimeouts(settings.header_timeout_s, settings.body_timeout_s),
-        log_level="info",
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
         # Workers sit behind the router; keep-alive connections from it are reused.
         timeout_keep_alive=30,

@@ -15,6 +15,8 @@ class WorkerSettings:
     compute_type: str | None = None  # None: int8 on CPU, float16 on GPU
     cpu_threads: int = 0  # 0: let CTranslate2 decide
     num_workers: int = 2  # decodes that run at once inside the engine
+    # Requests taken at once, from all routers; past them: worker_busy. 0: num_workers.
+    slots: int = 0
     memory_budget_mb: float = 0.0  # 0: no guard; otherwise refuse past this estimate
     memory_per_request_mb: float = 64.0
     memory_per_audio_second_mb: float = 2.0
@@ -33,6 +35,10 @@ class WorkerSettings:
         if self.compute_type:
             return self.compute_type
         return "float16" if self.device == "cuda" else "int8"
+
+    @property
+    def resolved_slots(self) -> int:
+        return self.slots if self.slots > 0 else max(1, self.num_workers)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -84,11 +84,20 @@ class Server:
 
 @dataclass(frozen=True)
 class Autoscaling:
+    """spec.autoscaling: how the operator sets spec.replicas (``logic.autoscale`` reads it)."""
+
     max_replicas: int
     min_replicas: int = 1
+    # False: replicas are someone else's (kubectl scale, an HPA or KEDA); the operator only
+    # reports.
+    enabled: bool = True
     target_in_flight_per_pod: float | None = None  # None: concurrency.perPod
     target_queue_depth: int = 0
+    stable_window_s: int = 60
+    panic_window_s: int = 6  # 0: no panic mode
+    max_scale_up_rate: float = 2.0  # at most this many times the ready pods
     scale_down_stabilization_s: int = 300
+    scale_to_zero_delay_s: int = 900
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class Concurrency:
     per_pod: int = 2
     max_queue: int = 64
     queue_timeout_s: float = 120.0
+    cold_start_timeout_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -263,17 +273,29 @@ def _server(f: _Fields) -> Server:
 
 
 def _autoscaling(f: _Fields) -> Autoscaling:
+    enabled = f.boolean("enabled", True)
     a = Autoscaling(
+        enabled=enabled,
         min_replicas=f.integer("minReplicas", 1, minimum=0, maximum=1000),
-        max_replicas=f.integer("maxReplicas", 1, minimum=1, maximum=1000, required=True),
+        # Only the operator's own rule needs a ceiling; an external scaler has its own.
+        max_replicas=f.integer("maxReplicas", 1, minimum=1, maximum=1000, required=enabled),
         target_in_flight_per_pod=f.optional_number("targetInFlightPerPod", exclusive_minimum=0),
         target_queue_depth=f.integer("targetQueueDepth", 0, minimum=0),
+        stable_window_s=f.integer("stableWindowSeconds", 60, minimum=6, maximum=3600),
+        panic_window_s=f.integer("panicWindowSeconds", 6, minimum=0, maximum=3600),
+        max_scale_up_rate=f.number("maxScaleUpRate", 2.0, exclusive_minimum=1),
         scale_down_stabilization_s=f.integer(
             "scaleDownStabilizationSeconds", 300, minimum=0, maximum=3600
         ),
+        scale_to_zero_delay_s=f.integer("scaleToZeroDelaySeconds", 900, minimum=0, maximum=86400),
     )
-    if a.min_replicas > a.max_replicas:
+    if f.has("maxReplicas") and a.min_replicas > a.max_replicas:
         f.problem("minReplicas", "autoscaling.minReplicas must not exceed autoscaling.maxReplicas")
+    if a.panic_window_s > a.stable_window_s:
+        f.problem(
+            "panicWindowSeconds",
+            "autoscaling.panicWindowSeconds must not exceed autoscaling.stableWindowSeconds",
+        )
     return a
 
 
@@ -287,6 +309,7 @@ def _concurrency(f: _Fields) -> Concurrency:
         per_pod=per_pod,
         max_queue=f.integer("maxQueue", 64, minimum=0),
         queue_timeout_s=f.number("queueTimeoutSeconds", 120.0, exclusive_minimum=0),
+        cold_start_timeout_s=f.number("coldStartTimeoutSeconds", 600.0, exclusive_minimum=0),
     )
 
 

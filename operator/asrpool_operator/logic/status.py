@@ -9,10 +9,15 @@ routers' metrics when known, and three conditions:
   container's last termination, while it restarts or within the last ten minutes),
   CrashLoopBackOff, ImagePullBackOff (ErrImagePull too: the kubelet alternates the two, and a
   reason that flips on every retry would flood the Events), bad image name or container
-  config, Unschedulable (the scheduler's message names the missing resource). Each comes
-  with what to do. Also InvalidSpec (the spec fails the operator's checks) and NameConflict
-  (a child's name is taken by an object no pool controls).
+  config, InsufficientGPU (pods Pending because no node has a free GPU of the pool's
+  resource: the message counts them), Unschedulable (any other reason the scheduler gives).
+  Each comes with what to do. Also InvalidSpec (the spec fails the operator's checks) and
+  NameConflict (a child's name is taken by an object no pool controls).
 - Scaling: pods are being created, removed or replaced.
+- Autoscaling (pools with spec.autoscaling only): whether the operator sets spec.replicas and
+  what holds it back (``autoscale_report``), with ``status.autoscaling`` (panic mode, the
+  latest change and why). Until the autoscaler has reported (just after a restart) both keep
+  what the status said.
 
 A condition's ``lastTransitionTime`` moves only when its status changes, so the same world
 gives the same status and the reconciler writes nothing (``status_patch`` returns None).
@@ -28,6 +33,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .autoscale import PoolLoad
+from .autoscale_report import AUTOSCALING, AutoscalerReport
+from .capacity import waits_for_gpu
 from .labels import selector_string
 
 READY, DEGRADED, SCALING = "Ready", "Degraded", "Scaling"
@@ -45,6 +52,7 @@ _PRIORITY = (
     "CreateContainerConfigError",
     "CreateContainerError",
     "RunContainerError",
+    "InsufficientGPU",
     "Unschedulable",
 )
 _WAITING = {
@@ -67,6 +75,11 @@ _HINTS = {
     "CreateContainerConfigError": "check the Secrets and ConfigMaps that spec.env refers to",
     "CreateContainerError": "the container runtime could not create the container",
     "RunContainerError": "the container runtime could not start the container",
+    "InsufficientGPU": (
+        "they are not counted as capacity and the autoscaler adds no more: add nodes with "
+        "free {gpu} (a cluster autoscaler reacts to these pods), or lower "
+        "spec.resources.gpus or the replicas"
+    ),
     "Unschedulable": (
         "no node fits a worker pod: add nodes with free {gpu}, or lower spec.resources or "
         "spec.replicas, or fix spec.resources.nodeSelector and tolerations"
@@ -93,6 +106,8 @@ class Observation:
     load: PoolLoad | None = None
     problem: Diagnosis | None = None  # InvalidSpec or NameConflict: found before the pods
     gpu_resource_name: str = "nvidia.com/gpu"
+    autoscaled: bool = False  # the spec has autoscaling: status reports on the autoscaler
+    autoscaler: AutoscalerReport | None = None  # None: not reported yet (keep the previous)
 
 
 @dataclass(frozen=True)
@@ -129,7 +144,37 @@ def pool_status(
         _condition(old.get(DEGRADED), DEGRADED, *_degraded(diagnosis), obs.generation, now),
         _condition(old.get(SCALING), SCALING, *_scaling(obs, dep_status), obs.generation, now),
     ]
+    if obs.autoscaled:
+        _autoscaling(status, obs.autoscaler, previous, old.get(AUTOSCALING), obs.generation, now)
     return status
+
+
+def _autoscaling(
+    status: dict[str, Any],
+    report: AutoscalerReport | None,
+    previous: Mapping[str, Any],
+    old: Mapping[str, Any] | None,
+    generation: int,
+    now: datetime,
+) -> None:
+    """The Autoscaling condition and ``status.autoscaling`` from the autoscaler's report."""
+    before = previous.get("autoscaling")
+    if report is None:  # not reported since the operator started: say what was said
+        if isinstance(before, Mapping):
+            status["autoscaling"] = dict(before)
+        if old is not None:
+            status["conditions"].append(dict(old))
+        return
+    section: dict[str, Any] = {"mode": "Panic" if report.panic else "Stable"}
+    if report.last_scale is not None:
+        last = report.last_scale
+        section["lastScale"] = {"time": last.time, "reason": last.reason, "message": last.message}
+    elif isinstance(before, Mapping) and isinstance(before.get("lastScale"), Mapping):
+        section["lastScale"] = dict(before["lastScale"])
+    status["autoscaling"] = section
+    status["conditions"].append(
+        _condition(old, AUTOSCALING, report.active, report.reason, report.message, generation, now)
+    )
 
 
 def _ready(obs: Observation, ready: int, diagnosis: Diagnosis | None) -> tuple[bool, str, str]:
@@ -221,6 +266,8 @@ def diagnose(
             continue
         name = str(meta.get("name", ""))
         for reason, detail in _pod_problems(status, now):
+            if reason == "Unschedulable" and waits_for_gpu(pod, gpu):
+                reason = "InsufficientGPU"
             found.setdefault(reason, (name, detail))
             failing.setdefault(reason, set()).add(name)
     for reason in _PRIORITY:
@@ -228,6 +275,9 @@ def diagnose(
             first, detail = found[reason]
             count = len(failing[reason])
             who = f"pod {first}" if count == 1 else f"{count} pods (first: {first})"
+            if reason == "InsufficientGPU":  # say how many wait: it is the point
+                waits = f"{count} pod waits" if count == 1 else f"{count} pods wait"
+                who = f"{waits} for {gpu} (first: {first})"
             hint = _HINTS[reason].format(pod=first, gpu=gpu)
             return Diagnosis(reason, f"{who}: {detail}; {hint}")
     return None
@@ -310,4 +360,23 @@ def status_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> list[E
         and now.get("reason") == "NoReplicasReady"
     ):
         events.append(Event("Warning", "NotReady", str(now.get("message"))))
+    events += _autoscaling_events(old, cur)
     return events
+
+
+def _autoscaling_events(
+    old: Mapping[Any, Mapping[str, Any]], cur: Mapping[Any, Mapping[str, Any]]
+) -> list[Event]:
+    """A Warning when the autoscaler becomes held back for a new reason (not one the Degraded
+    Warning already told), a Normal when it follows the load again."""
+    was, now = old.get(AUTOSCALING) or {}, cur.get(AUTOSCALING) or {}
+    reason = now.get("reason")
+    if not now or reason == was.get("reason"):
+        return []
+    if reason == "Active":
+        if not was:
+            return []  # a new pool's autoscaler starting: nothing to tell
+        return [Event("Normal", "AutoscalingActive", str(now.get("message")))]
+    if reason == (cur.get(DEGRADED) or {}).get("reason"):
+        return []
+    return [Event("Warning", str(reason), str(now.get("message")))]

@@ -10,6 +10,8 @@ The outcome tree::
     Outcome
     ├── OK                  2xx with a transcription in the requested format
     ├── CANCELLED           our client went away; says nothing about the pod
+    ├── POD_FULL            our worker's slots are all taken, by any router (worker_busy):
+    │                       says nothing about the pod, cuts no budget → service_unavailable
     ├── capacity: the pod refused only because it was asked for too much at once
     │   ├── OOM             GPU out of memory (our gpu_oom code, PyTorch, CTranslate2,
     │   │                   Xinference texts)          → final code gpu_oom
@@ -32,6 +34,9 @@ The outcome tree::
     └── PERMANENT           the user's input is bad (invalid_audio, file_too_large,
                             invalid_request); never retried; carries its code
 
+A pod's report of its own load (``pod_load.py``, from our worker's headers) rides on the
+outcome, whatever the outcome is.
+
 What the pool does with each family (``retry.py``, ``breaker.py``): a capacity refusal
 cuts the pod's budget and the request waits for room again, on the same pod too; at the
 budget's floor (the pod cannot take even one such request) it counts as a fault. A fault
@@ -47,18 +52,20 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from asrpool.wire import ERRORS, ErrorCode, parse_error
 
 from .answers import answer_problem
+from .pod_load import PodLoad
 
 
 class OutcomeKind(StrEnum):
     """What one attempt on one pod came to."""
 
     OK = "ok"
+    POD_FULL = "pod_full"
     OOM = "oom"
     BUSY = "busy"
     UNREACHABLE = "unreachable"
@@ -73,6 +80,7 @@ class OutcomeKind(StrEnum):
 
 # The code the user gets when the last attempt ended this way (PERMANENT carries its own).
 _FINAL_CODE: dict[OutcomeKind, ErrorCode] = {
+    OutcomeKind.POD_FULL: ErrorCode.SERVICE_UNAVAILABLE,
     OutcomeKind.OOM: ErrorCode.GPU_OOM,
     OutcomeKind.UNREACHABLE: ErrorCode.SERVICE_UNAVAILABLE,
     OutcomeKind.TIMEOUT: ErrorCode.TIMEOUT,
@@ -104,6 +112,7 @@ class AttemptResult:
     transport_error: str | None = None
     content_type: str = ""
     body: bytes = b""
+    load: PodLoad | None = None
 
 
 @dataclass(frozen=True)
@@ -112,13 +121,17 @@ class Outcome:
 
     kind: OutcomeKind
     code: ErrorCode | None = None
+    # What the pod reported of its own load with this answer, if anything.
+    load: PodLoad | None = None
 
     @classmethod
-    def of(cls, kind: OutcomeKind, code: ErrorCode | None = None) -> Outcome:
+    def of(
+        cls, kind: OutcomeKind, code: ErrorCode | None = None, load: PodLoad | None = None
+    ) -> Outcome:
         """An outcome with the kind's final code filled in (``code`` wins if given)."""
         if kind in (OutcomeKind.OK, OutcomeKind.CANCELLED):
-            return cls(kind, None)
-        return cls(kind, code if code is not None else _FINAL_CODE[kind])
+            return cls(kind, None, load)
+        return cls(kind, code if code is not None else _FINAL_CODE[kind], load)
 
     @property
     def transient(self) -> bool:
@@ -151,7 +164,7 @@ def pod_verdict(outcome: Outcome, *, budget_at_floor: bool) -> PodVerdict:
     """
     if outcome.kind in (OutcomeKind.OK, OutcomeKind.PERMANENT):
         return PodVerdict.ALIVE
-    if outcome.kind is OutcomeKind.CANCELLED:
+    if outcome.kind in (OutcomeKind.CANCELLED, OutcomeKind.POD_FULL):
         return PodVerdict.NEUTRAL
     if outcome.capacity and not budget_at_floor:
         return PodVerdict.NEUTRAL
@@ -161,12 +174,15 @@ def pod_verdict(outcome: Outcome, *, budget_at_floor: bool) -> PodVerdict:
 # Codes our worker (or another asrpool router) may send, and what each means here.
 _CODE_KIND: dict[ErrorCode, OutcomeKind] = {
     ErrorCode.GPU_OOM: OutcomeKind.OOM,
+    ErrorCode.WORKER_BUSY: OutcomeKind.POD_FULL,
     ErrorCode.MODEL_LOAD_FAILED: OutcomeKind.MODEL_LOAD_FAILED,
     ErrorCode.SERVICE_UNAVAILABLE: OutcomeKind.UNAVAILABLE,
     ErrorCode.QUEUE_FULL: OutcomeKind.BUSY,
     # The worker's own queue timed out: it is busy, another pod may not be.
     ErrorCode.QUEUE_TIMEOUT: OutcomeKind.BUSY,
     ErrorCode.TIMEOUT: OutcomeKind.TIMEOUT,
+    # Our upload to the pod stalled: the link's fault, not the user's upload.
+    ErrorCode.REQUEST_TIMEOUT: OutcomeKind.TIMEOUT,
     ErrorCode.INTERNAL_ERROR: OutcomeKind.SERVER_ERROR,
     ErrorCode.INVALID_AUDIO: OutcomeKind.PERMANENT,
     ErrorCode.INVALID_REQUEST: OutcomeKind.PERMANENT,
@@ -199,6 +215,12 @@ _BAD_AUDIO_TEXT = re.compile(
 
 
 def classify(result: AttemptResult, response_format: str | None = None) -> Outcome:
+    """The outcome of one attempt, with the load the pod reported (see the module docstring)."""
+    outcome = _classify(result, response_format)
+    return outcome if result.load is None else replace(outcome, load=result.load)
+
+
+def _classify(result: AttemptResult, response_format: str | None) -> Outcome:
     """The outcome of one attempt (see the module docstring for the rules).
 
     With ``response_format`` (what the client asked for), a 2xx answer must be a

@@ -18,13 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from asrpool.wire import OPENAI_DEFAULT_MODEL
+
 from .chunking import ChunkingPolicy
 from .pool import PoolPolicy
 
 POOL_LABEL = "asrpool.dev/pool"
 DEFAULT_POOL_ANNOTATION = "asrpool.dev/default-pool"
 WORKER_PORT_NAME = "http"
-OPENAI_DEFAULT_MODEL = "whisper-1"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ def pool_policy(spec: dict[str, Any]) -> PoolPolicy:
         per_pod=int(concurrency.get("perPod", d.per_pod)),
         max_queue=int(concurrency.get("maxQueue", d.max_queue)),
         queue_timeout_s=float(concurrency.get("queueTimeoutSeconds", d.queue_timeout_s)),
+        cold_start_timeout_s=float(
+            concurrency.get("coldStartTimeoutSeconds", d.cold_start_timeout_s)
+        ),
         request_timeout_s=float(retry.get("requestTimeoutSeconds", d.request_timeout_s)),
         max_attempts=int(retry.get("maxAttempts", d.max_attempts)),
         breaker_failures=int(ejection.get("consecutiveFailures", d.breaker_failures)),

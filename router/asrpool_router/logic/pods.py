@@ -2,7 +2,17 @@
 
 ``PodState`` is everything the router knows about one pod: where it is, whether
 discovery says it is ready or terminating, the slots it holds now (a count and the
-seconds of audio in flight), its adaptive budget and its circuit breaker.
+seconds of audio in flight), its adaptive budget, its outlier state (``breaker.py``),
+and what the pod itself last reported of its load (``pod_load.py``).
+
+A fleet of routers shares every pod. Our worker is the authority on its own slots: it
+refuses work past them at once (``worker_busy``, never a failure) and reports its slots
+and their use on every answer. Each router keeps its own slots in ``in_flight`` and, from
+the latest report, an estimate of those the *other* routers hold (``others``), trusted
+for a short while (about half a slot's usual hold time) and then forgotten: a guess that
+is too hopeful costs one quick ``worker_busy``, one too gloomy would leave a slot idle.
+So ``room`` is what this router may still send: its budget, capped by the pod's own
+slots, less its own requests and the others' recent share.
 
 ``PodStore`` holds them, keyed by pod id (``upsert``, ``delete``, ``get``,
 ``list(predicate)``). Discovery and health checks write through ``Pool.upsert_pod`` /
@@ -24,6 +34,7 @@ from dataclasses import dataclass, field
 
 from .breaker import Breaker, BreakerPolicy
 from .budget import AdaptiveBudget, BudgetPolicy
+from .pod_load import PodLoad
 
 
 @dataclass
@@ -40,6 +51,10 @@ class PodState:
     removed: bool = False
     in_flight: int = 0
     in_flight_audio_seconds: float = 0.0
+    # From the pod's own reports: its slots, and those other routers hold until a time.
+    reported_slots: int | None = None
+    others: int = 0
+    others_until: float = 0.0
 
     @property
     def schedulable(self) -> bool:
@@ -47,13 +62,38 @@ class PodState:
         return self.ready and not self.terminating and not self.removed
 
     @property
+    def limit(self) -> int:
+        """Slots this router may use at most: its budget, capped by the pod's own count."""
+        if self.reported_slots is None:
+            return self.budget.capacity
+        return min(self.budget.capacity, self.reported_slots)
+
+    @property
     def free_slots(self) -> int:
-        """Slots left under the current budget (0 when over it after a decrease)."""
-        return max(0, self.budget.capacity - self.in_flight)
+        """Slots left under the limit, ignoring other routers (0 when over it)."""
+        return max(0, self.limit - self.in_flight)
+
+    def others_at(self, now: float) -> int:
+        """Slots other routers are believed to hold at ``now``."""
+        return self.others if now < self.others_until else 0
+
+    def room(self, now: float) -> int:
+        """Slots this router may send to now: free under the limit, less the others'."""
+        return max(0, self.free_slots - self.others_at(now))
 
     def takes_work(self, now: float) -> bool:
         """All hard conditions for a new grant at ``now``."""
-        return self.schedulable and self.free_slots > 0 and self.breaker.admits(now)
+        return self.schedulable and self.room(now) > 0 and self.breaker.admits(now)
+
+    def observe(self, load: PodLoad, now: float, trust_s: float) -> None:
+        """The pod reported its load; our own share of it is ``in_flight``."""
+        self.reported_slots = load.slots
+        self.others = max(0, load.in_flight - self.in_flight)
+        self.others_until = now + trust_s if self.others else 0.0
+
+    def wakes_at(self) -> float | None:
+        """When the others' share is forgotten (room may appear), or None."""
+        return self.others_until if self.others else None
 
     def acquire(self, audio_seconds: float) -> None:
         """Count one more slot in flight."""

@@ -37,6 +37,13 @@ Policies, documented choices:
   back (a rollout, a restart, a cool-down ending) well within the queue timeout. Only a
   full queue rejects: ``queue_full`` with a Retry-After estimate (``retry_after.py``), or
   ``service_unavailable`` (no Retry-After) when no pod could take work anyway.
+* Cold start: a ticket submitted while no pod is ready (scaled to zero, or every pod still
+  loading its model) waits up to ``cold_start_timeout_s`` instead of ``queue_timeout_s``:
+  the autoscaler is bringing a pod up, which for a large model takes minutes.
+* Load integrals for autoscalers: ``snapshot`` reports ``busy_slot_seconds`` (∫ slots in
+  flight dt) and ``queued_seconds`` (∫ queue depth dt) since the pool was made, advanced to
+  the ``now`` each call is given (levels only change inside calls, so between two calls they
+  are constant and the integral is exact).
 * A removed pod with slots in flight lingers until drained (``pods.py``), so ``release``
   always finds it and ``in_flight()`` equals the slots the shell holds.
 * ``release`` of a slot that is not held (released twice) is a no-op returning ``[]``;
@@ -60,6 +67,7 @@ from asrpool.wire import ErrorCode
 from .breaker import BreakerPolicy, ejection_allowed
 from .budget import BudgetPolicy
 from .errors import Outcome, OutcomeKind, PodVerdict, pod_verdict
+from .pod_load import PodLoad
 from .pods import PodState, PodStore
 from .queueing import Waiter, WaitQueue
 from .request import Priority, Request
@@ -94,7 +102,7 @@ class PoolPolicy:
     request_timeout_s: float = 300.0
     # While no pod of the pool is ready (scaled to zero, pods still loading) a new request
     # waits up to this long instead of the queue timeout; 0: no special wait.
-    cold_start_timeout_s: float = 0.0
+    cold_start_timeout_s: float = 600.0
     # A cap on attempts per request; 0: none (every pod failed it, or its deadline passed).
     max_attempts: int = 0
     # Outlier ejection: consecutive faults before ejection, the cool-downs, the share of
@@ -264,6 +272,9 @@ class Pool:
         self._last_ticket = 0
         # The latest ``now`` seen, for calls that take no time (upsert_pod, cancel, snapshot).
         self._clock = -math.inf
+        # ∫ len(_held) dt and ∫ len(_queue) dt up to _clock (advanced by _tick).
+        self._busy_slot_s = 0.0
+        self._queued_s = 0.0
         self._hold_time = HoldTime(mean_s=policy.initial_hold_s)
         self.counters = _Counters()
 
@@ -277,10 +288,16 @@ class Pool:
         ready: bool = True,
         terminating: bool = False,
         now: float | None = None,
+        load: PodLoad | None = None,
     ) -> list[Granted]:
-        """Add or update a pod from discovery / health checks; new room goes to waiters."""
+        """Add or update a pod from discovery / health checks; new room goes to waiters.
+
+        ``load``: what the pod's health check reported of its slots and their use.
+        """
         now = self._tick(now)
-        self._store.upsert(pod_id, url, ready=ready, terminating=terminating)
+        pod = self._store.upsert(pod_id, url, ready=ready, terminating=terminating)
+        if load is not None:
+            pod.observe(load, now, self._trust_s())
         return self._dispatch(now)
 
     def reconfigure(self, policy: PoolPolicy, now: float | None = None) -> list[Granted]:
@@ -444,7 +461,8 @@ class Pool:
         deadline = self._queue.next_deadline()
         if deadline is not None:
             times.append(deadline)
-            times.extend(t for pod in self._store if (t := pod.breaker.wakes_at()) is not None)
+            for pod in self._store:
+                times.extend(t for t in (pod.breaker.wakes_at(), pod.wakes_at()) if t is not None)
         return min(times, default=None)
 
     def retry_after(self, now: float | None = None) -> float:
@@ -498,6 +516,8 @@ class Pool:
                 "ejected_for_s": max(0.0, p.breaker.open_until - now) if p.breaker.ejected else 0.0,
                 "ejections": p.breaker.ejections,
                 "consecutive_failures": p.breaker.failures,
+                "reported_slots": p.reported_slots,
+                "held_by_others": p.others_at(now),
                 "accepting": p.takes_work(now),
             }
             for p in self._store
@@ -512,8 +532,10 @@ class Pool:
             "in_flight": len(self._held),
             "in_flight_audio_seconds": sum(p.in_flight_audio_seconds for p in self._store),
             "capacity": self._capacity(now),
-            "free_slots": sum(p.free_slots for p in self._takers(now)),
+            "free_slots": sum(p.room(now) for p in self._takers(now)),
             "mean_hold_s": self._hold_time.mean_s,
+            "busy_slot_seconds": self._busy_slot_s,
+            "queued_seconds": self._queued_s,
             "totals": {
                 "granted": self.counters.granted,
                 "queued": self.counters.queued,
@@ -531,6 +553,11 @@ class Pool:
 
     def _tick(self, now: float | None) -> float:
         if now is not None and now > self._clock:
+            if self._clock > -math.inf:
+                # Every public call ticks before it changes a level: they held since _clock.
+                elapsed = now - self._clock
+                self._busy_slot_s += len(self._held) * elapsed
+                self._queued_s += len(self._queue) * elapsed
             self._clock = now
         return now if now is not None else self._clock
 
@@ -545,9 +572,7 @@ class Pool:
 
     def _capacity(self, now: float) -> int:
         """Slots of the pods that could take work (ignoring how many are busy)."""
-        return sum(
-            p.budget.capacity for p in self._store if p.schedulable and p.breaker.admits(now)
-        )
+        return sum(p.limit for p in self._store if p.schedulable and p.breaker.admits(now))
 
     def _pick(self, request: Request, now: float) -> PodState | None:
         takers = self._takers(now)
@@ -585,6 +610,8 @@ class Pool:
         pod = self._store.get(slot.pod_id)
         if pod is not None:
             pod.release(slot.audio_seconds)
+            if outcome.load is not None:
+                pod.observe(outcome.load, now, self._trust_s())
             if outcome.capacity:
                 pod.budget.on_oom(held.budget_epoch)
             elif kind is OutcomeKind.OK:
@@ -598,6 +625,10 @@ class Pool:
         if kind is not OutcomeKind.CANCELLED:
             self._hold_time.observe(now - held.granted_at)
         return verdict
+
+    def _trust_s(self) -> float:
+        # Others' requests are, on average, half way through a hold when reported.
+        return min(2.0, max(0.05, self._hold_time.mean_s / 2))
 
     def _may_eject(self, pod: PodState) -> bool:
         if not pod.schedulable:

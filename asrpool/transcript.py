@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -38,3 +38,16 @@ class Transcript:
     @property
     def text(self) -> str:
         return "".join(s.text for s in self.segments).strip()
+
+
+def shifted(segment: Segment, offset: float, index: int) -> Segment:
+    """The segment numbered ``index``, its times (and its words') moved by ``offset``."""
+    return replace(
+        segment,
+        id=index,
+        start=segment.start + offset,
+        end=segment.end + offset,
+        words=None
+        if segment.words is None
+        else [replace(w, start=w.start + offset, end=w.end + offset) for w in segment.words],
+    )
