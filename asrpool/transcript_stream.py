@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+import re
 from typing import Any, Final, Literal, NotRequired
 
 from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
 
 from .audio_answers import Logprob
 from .wire import ErrorCode, ErrorObject, error_body
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")  # an SSE line ends with any of the three
 
 DELTA: Final = "transcript.text.delta"
 DONE: Final = "transcript.text.done"
@@ -129,31 +131,44 @@ def for_client(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class EventReader:
-    """Reads server-sent events from bytes as they arrive (any split), JSON ``data`` only."""
+    """Reads server-sent events from bytes as they arrive (any split), JSON ``data`` only.
+
+    Lines end as the SSE standard says, with CRLF, LF or a lone CR. Found by atheris: a
+    reader that rewrote CRLF to LF on its buffer read CR CR LF as one line end or two,
+    depending on where a chunk ended. Read line by line, a CR at the very end of the bytes
+    seen so far waits for the next byte, which tells whether it is half of a CRLF.
+    """
 
     def __init__(self) -> None:
         self._buffer = b""
+        self._scanned = 0  # leading bytes of the buffer known to hold no line end
+        self._data: list[bytes] = []  # the data lines of the event being read
 
     def feed(self, chunk: bytes) -> list[dict[str, Any]]:
         """The complete events in the bytes seen so far; malformed ones are skipped."""
-        # On the whole buffer, not the chunk: found by atheris, a chunk that ended between
-        # the CR and the LF of a line end lost the event it closed.
-        self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n")
-        events = []
-        while b"\n\n" in self._buffer:
-            block, self._buffer = self._buffer.split(b"\n\n", 1)
-            data = _data_of(block.split(b"\n"))
-            if data is None:
-                continue
-            try:
-                event = json.loads(data)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
+        self._buffer += chunk
+        events: list[dict[str, Any]] = []
+        start = 0
+        while (end := _LINE_END.search(self._buffer, max(start, self._scanned))) is not None:
+            if end.group() == b"\r" and end.end() == len(self._buffer):
+                break  # perhaps the CR of a CRLF: the next chunk tells
+            self._line(self._buffer[start : end.start()], events)
+            start = end.end()
+        self._buffer = self._buffer[start:]
+        self._scanned = max(0, len(self._buffer) - 1)  # not the last byte: a CR stays unsure
         return events
 
-
-def _data_of(lines: Iterable[bytes]) -> bytes | None:
-    parts = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
-    return b"\n".join(parts) if parts else None
+    def _line(self, line: bytes, events: list[dict[str, Any]]) -> None:
+        if line:
+            if line.startswith(b"data:"):
+                self._data.append(line[5:].removeprefix(b" "))
+            return  # other fields and comments carry nothing we read
+        data, self._data = self._data, []
+        if not data:
+            return
+        try:
+            event = json.loads(b"\n".join(data))
+        except ValueError:
+            return
+        if isinstance(event, dict):
+            events.append(event)
