@@ -156,7 +156,9 @@ class Answer:
 class Burst:
     """``clients`` threads sending ``clip`` to the router again and again until ``stop()``.
 
-    No client retries anything (the SDK's own retries are off): every failure counts.
+    No client retries anything (the SDK's own retries are off): every failure counts. Each
+    request says ``Cache-Control: no-store``: the same clip again would otherwise be answered
+    from the router's answer cache, and no pod would decode anything.
     """
 
     base_url: str
@@ -197,7 +199,9 @@ class Burst:
             started = time.monotonic()
             try:
                 text = client.audio.transcriptions.create(
-                    model=self.model, file=(self.clip.name, audio)
+                    model=self.model,
+                    file=(self.clip.name, audio),
+                    extra_headers={"Cache-Control": "no-store"},
                 ).text
                 answer = Answer(True, text, started, time.monotonic() - started)
             except Exception as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+from typing import Any
 
 import httpx
 import openai
@@ -58,18 +59,24 @@ def test_helm_upgrade_keeps_the_api_key_and_the_worker_token(
     )  # fmt: skip
     assert api_key(kube) == key
     assert worker_token() == token
-    # The upgraded router (a new pod: its environment changed) still serves with the old key.
-    (pod,) = wait_for(
-        "one router pod after the upgrade",
-        lambda: (
-            (pods := kube.pods(NAMESPACE, "app.kubernetes.io/component=router"))
-            and len(pods) == 1
-            and pods
-        ),
-        120,
-    )
-    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
-    assert env["ASRPOOL_LOG_LEVEL"] == "DEBUG"
+    # The upgraded routers (new pods: their environment changed) still serve with the old key.
+    replicas = kube.get(NAMESPACE, "deployment", f"{RELEASE}-router")["spec"]["replicas"]
+
+    def upgraded() -> list[dict[str, Any]] | None:
+        pods = [
+            p
+            for p in kube.pods(NAMESPACE, "app.kubernetes.io/component=router")
+            if "deletionTimestamp" not in p["metadata"]
+        ]
+        levels = [
+            {e["name"]: e.get("value") for e in p["spec"]["containers"][0].get("env", [])}.get(
+                "ASRPOOL_LOG_LEVEL"
+            )
+            for p in pods
+        ]
+        return pods if len(pods) == replicas and set(levels) == {"DEBUG"} else None
+
+    wait_for("every router pod replaced by the upgrade", upgraded, 120)
     with port_forward(kube, NAMESPACE, f"svc/{RELEASE}-router", 8000) as port:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
         with speech["fox"].path.open("rb") as f:
