@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PORT   ?= 8000
 WORKERS ?= 2
 
-.PHONY: run test lint unit integration fuzz k8s k8s-tools images system-deps install clean
+.PHONY: run test lint unit integration fuzz k8s k8s-tools images image-tarballs \
+	cluster-up cluster-down cluster-status e2e-kind system-deps install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,17 +58,40 @@ k8s-tools:
 k8s: install k8s-tools
 	$(BIN)/python -m pytest tests/k8s -q
 
-## make test: the whole suite (lint, unit, integration, Kubernetes on a real API server)
-# The tools are built before pytest starts, outside its per-test timeout.
-test: install system-deps lint k8s-tools
+## make test: the whole suite (lint, unit, integration, Kubernetes on a real API server, a
+## real one-node cluster and Compose). The tools and images are built before pytest starts,
+## outside its per-test timeout.
+test: install system-deps lint k8s-tools image-tarballs
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-## make images: the worker, router and operator images (where a Docker engine runs)
-IMAGE_TAG ?= 0.1.0
-images:
-	docker build -f worker/Dockerfile -t ghcr.io/asrpool/worker:$(IMAGE_TAG) .
-	docker build -f router/Dockerfile -t ghcr.io/asrpool/router:$(IMAGE_TAG) .
-	docker build -f operator/Dockerfile -t ghcr.io/asrpool/operator:$(IMAGE_TAG) .
+## make images: build every image (worker, router, operator, pause, CoreDNS) on the local
+## Debian base and leave them in the engine: the system's Docker when one answers, else a
+## private dockerd under ~/.cache/asrpool/docker (scripts/build-images.sh). A GPU worker:
+## `docker build -f worker/Dockerfile .` (CUDA base by default).
+images: system-deps
+	./scripts/build-images.sh --load
+
+# The images as `docker save` tarballs in ~/.cache/asrpool/images (what the local cluster
+# imports); a no-op when they are there.
+image-tarballs: system-deps
+	./scripts/build-images.sh >/dev/null
+
+## make cluster-up: a one-node Kubernetes cluster on this machine (root; builds what is missing,
+## ~30 min the first time, then about a minute). Its last line: export KUBECONFIG=...
+CLUSTER ?= local
+cluster-up: install system-deps k8s-tools image-tarballs
+	@$(BIN)/python -m localcluster up --name $(CLUSTER)
+
+## make cluster-down: stop it and remove every namespace, bridge, rule and cgroup it made
+cluster-down: install
+	$(BIN)/python -m localcluster down --name $(CLUSTER)
+
+cluster-status: install
+	@$(BIN)/python -m localcluster status --name $(CLUSTER)
+
+## make e2e-kind: the tests/cluster suite on a kind cluster (needs kind and docker)
+e2e-kind: install k8s-tools image-tarballs
+	./scripts/e2e-kind.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .credentials import WORKER_TOKEN_ENV, WORKER_TOKEN_FILE_ENV, worker_token
 from .envflags import env_float, env_int, env_str
 
 if TYPE_CHECKING:
@@ -103,6 +104,17 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_worker_token_option(p: argparse.ArgumentParser) -> None:
+    """The credential between routers and workers (asrpool.credentials): once per command,
+    since `asrpool local` gives it to both."""
+    p.add_argument(
+        "--worker-token-file",
+        default=env_str(WORKER_TOKEN_FILE_ENV),
+        help="file holding the token routers send workers and workers require on /v1 "
+        f"(also: {WORKER_TOKEN_ENV}); `asrpool local` makes one when neither is given",
+    )
+
+
 def worker_settings(args: argparse.Namespace, *, host: str, port: int) -> WorkerSettings:
     from asrpool_worker.settings import WorkerSettings
 
@@ -124,6 +136,7 @@ def worker_settings(args: argparse.Namespace, *, host: str, port: int) -> Worker
         oom_recovery_after=args.oom_recovery_after,
         header_timeout_s=args.header_timeout,
         body_timeout_s=args.body_timeout,
+        worker_token=worker_token(args.worker_token_file),
     )
 
 
@@ -276,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--port", type=int, default=env_int("ASRPOOL_PORT", 9000))
     add_worker_options(w)
     add_server_options(w)
+    add_worker_token_option(w)
 
     r = sub.add_parser(
         "router", help="run the router in front of OpenAI-compatible Whisper servers"
@@ -309,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_router_options(r)
     add_server_options(r)
+    add_worker_token_option(r)
 
     loc = sub.add_parser("local", help="run N workers and a router on this machine")
     loc.add_argument("--workers", type=int, default=2)
@@ -317,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_router_options(loc)
     add_worker_options(loc)
     add_server_options(loc)
+    add_worker_token_option(loc)
 
     t = sub.add_parser("transcribe", help="transcribe files through a router")
     t.add_argument("files", nargs="+")
@@ -452,4 +468,5 @@ def router_settings(args: argparse.Namespace, *, backends: list[str]) -> RouterS
         max_sessions=args.max_sessions,
         max_sessions_per_key=args.max_sessions_per_key,
         session_idle_timeout_s=args.session_idle_timeout,
+        worker_token=worker_token(args.worker_token_file),
     )

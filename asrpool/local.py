@@ -26,6 +26,8 @@ import time
 
 import httpx
 
+from .credentials import WORKER_TOKEN_ENV
+
 log = logging.getLogger("asrpool.local")
 
 _PR_SET_PDEATHSIG = 1
@@ -46,6 +48,7 @@ _WORKER_FLAGS = {
     "oom_recovery_after": "--oom-recovery-after",
     "header_timeout": "--header-timeout",
     "body_timeout": "--body-timeout",
+    "worker_token_file": "--worker-token-file",
 }
 
 
@@ -154,6 +157,11 @@ def run_local(args: argparse.Namespace) -> int:
     if not args.no_auth and not os.environ.get("ASRPOOL_API_KEYS") and not args.api_keys_file:
         api_key = "asrp-" + secrets.token_urlsafe(24)
         os.environ["ASRPOOL_API_KEYS"] = api_key
+    if not args.worker_token_file and not os.environ.get(WORKER_TOKEN_ENV):
+        # Any local process could reach the workers' ports: they serve only our router. The
+        # workers inherit it; it is never printed (even --no-auth keeps it: that opens the
+        # router, not the workers behind it).
+        os.environ[WORKER_TOKEN_ENV] = secrets.token_urlsafe(32)
 
     def _interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM during start-up: still stop the workers we started

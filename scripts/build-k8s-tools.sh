@@ -4,12 +4,18 @@
 #
 #   scripts/build-k8s-tools.sh          # builds what is missing; the last line on stdout is the bin dir
 #   scripts/build-k8s-tools.sh --check  # builds nothing: exit 0 (and print the bin dir) if all built
+#   scripts/build-k8s-tools.sh --coredns                # CoreDNS alone (the local cluster's DNS);
+#                                                       # the last line is the binary's path
+#   scripts/build-k8s-tools.sh --print-coredns-version
 #
 # Installs into ${ASRPOOL_CACHE:-$HOME/.cache/asrpool}/k8s/<kubernetes version>/bin:
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl   k8s.io/kubernetes
+#   kubelet kube-proxy (the node of `make cluster-up`)                k8s.io/kubernetes
 #   etcd                                                             go.etcd.io/etcd/server/v3
 #   helm                                                             helm.sh/helm/v3
 #   kwok (optional: a failure is recorded and not retried)           sigs.k8s.io/kwok
+# and, with --coredns, into .../coredns/<version>/bin:
+#   coredns (the plugins images/coredns/main.go names)              github.com/coredns/coredns
 # Versions: ASRPOOL_K8S_VERSION, ASRPOOL_ETCD_VERSION, ASRPOOL_HELM_VERSION, ASRPOOL_KWOK_VERSION
 # (ASRPOOL_KWOK_VERSION=none skips kwok). When every binary is there this is a fast no-op that
 # needs neither Go nor the network. A cold build took 14 minutes on two busy cores (Kubernetes
@@ -23,13 +29,10 @@ K8S_VERSION=${ASRPOOL_K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ASRPOOL_ETCD_VERSION:-v3.7.3}  # the 3.7 line that k8s 1.37's etcd client is on
 HELM_VERSION=${ASRPOOL_HELM_VERSION:-v3.22.0}
 KWOK_VERSION=${ASRPOOL_KWOK_VERSION:-v0.8.0}
+COREDNS_VERSION=${ASRPOOL_COREDNS_VERSION:-v1.15.0}  # on client-go 0.37, like the cluster
 
 # Bump when the way a tool is built changes (flags, ldflags), so caches rebuild it.
 RECIPE=2
-
-ROOT="${ASRPOOL_CACHE:-$HOME/.cache/asrpool}/k8s/$K8S_VERSION"
-BIN="$ROOT/bin"
-STAMPS="$ROOT/stamps"  # stamps/<tool>: "<version> recipe <RECIPE>" its binary was built from
 
 log() { echo "build-k8s-tools: $*" >&2; }
 die() {
@@ -37,18 +40,34 @@ die() {
   exit 1
 }
 
+CHECK_ONLY=0
+MODE=k8s
 case "${1:-}" in
   --check) CHECK_ONLY=1 ;;
-  "") CHECK_ONLY=0 ;;
-  *) die "usage: $0 [--check]" ;;
+  --coredns) MODE=coredns ;;
+  --print-coredns-version)
+    echo "$COREDNS_VERSION"
+    exit 0
+    ;;
+  "") ;;
+  *) die "usage: $0 [--check|--coredns|--print-coredns-version]" ;;
 esac
+
+if [[ $MODE == coredns ]]; then
+  ROOT="${ASRPOOL_CACHE:-$HOME/.cache/asrpool}/coredns/$COREDNS_VERSION"
+else
+  ROOT="${ASRPOOL_CACHE:-$HOME/.cache/asrpool}/k8s/$K8S_VERSION"
+fi
+BIN="$ROOT/bin"
+STAMPS="$ROOT/stamps"  # stamps/<tool>: "<version> recipe <RECIPE>" its binary was built from
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 [[ $K8S_VERSION =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "ASRPOOL_K8S_VERSION must look like v1.37.2, not '$K8S_VERSION'"
 K8S_MINOR=${BASH_REMATCH[1]}
 # The staging modules (k8s.io/api, k8s.io/client-go, ...) are published as v0.<minor>.<patch>.
 STAGING_VERSION="v0.$K8S_MINOR.${BASH_REMATCH[2]}"
 
-K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 
 # built TOOL VERSION: the binary is installed and was built from VERSION by this RECIPE.
 built() { [[ -x "$BIN/$1" && "$(cat "$STAMPS/$1" 2>/dev/null)" == "$2 recipe $RECIPE" ]]; }
@@ -65,9 +84,15 @@ k8s_built() {
 }
 
 all_built() { k8s_built && built etcd "$ETCD_VERSION" && built helm "$HELM_VERSION" && kwok_settled; }
+# What this run prints last: the bin dir, or with --coredns the binary.
+RESULT=$BIN
+if [[ $MODE == coredns ]]; then
+  all_built() { built coredns "$COREDNS_VERSION"; }
+  RESULT=$BIN/coredns
+fi
 
 if all_built; then
-  echo "$BIN"
+  echo "$RESULT"
   exit 0
 fi
 [[ $CHECK_ONLY == 1 ]] && exit 1
@@ -85,7 +110,7 @@ else
   log "warning: no flock(1); concurrent builds are not serialised"
 fi
 if all_built; then
-  echo "$BIN"
+  echo "$RESULT"
   exit 0
 fi
 
@@ -190,6 +215,28 @@ build_one() {
   (cd "$dir" && go build -ldflags="-s -w $ldflags" -o "$out/$name" "$pkg") || return 1
   install_tool "$out" "$name" "$version"
 }
+
+# CoreDNS with only the plugins a one-node cluster's DNS needs (images/coredns/main.go): the
+# full plugin set pulls in every cloud provider's SDK and takes many times longer to build.
+build_coredns() {
+  local dir out
+  dir=$(new_module coredns) || return 1
+  check_go "$(gomod "$dir" "github.com/coredns/coredns@$COREDNS_VERSION")" \
+    "github.com/coredns/coredns $COREDNS_VERSION" || return 1
+  cp "$REPO/images/coredns/main.go" "$dir/main.go"
+  (cd "$dir" && go mod edit -require="github.com/coredns/coredns@$COREDNS_VERSION") || return 1
+  out="$WORK/coredns-bin"
+  mkdir -p "$out"
+  log "building coredns $COREDNS_VERSION"
+  (cd "$dir" && go build -ldflags="-s -w" -o "$out/coredns" .) || return 1
+  install_tool "$out" coredns "$COREDNS_VERSION"
+}
+
+if [[ $MODE == coredns ]]; then
+  build_coredns || die "building coredns $COREDNS_VERSION failed"
+  echo "$RESULT"
+  exit 0
+fi
 
 if ! k8s_built; then build_kubernetes; fi
 if ! built etcd "$ETCD_VERSION"; then

@@ -33,6 +33,7 @@ def run(
     namespace: str | None,
     *,
     worker_image: str = OperatorDefaults.worker_image,
+    worker_token_secret: str | None = None,
     router_selector: str | None = None,
     router_namespace: str | None = None,
     router_metrics_port: int = 8000,
@@ -45,6 +46,7 @@ def run(
 
     namespace: watch ASRPools in this namespace only (a Role is enough), or None for all.
     worker_image: the image of pools that leave spec.image empty.
+    worker_token_secret: the Secret our worker pods mount and whose token they require.
     router_selector: label selector of the router pods whose /metrics give each pool's load
         (autoscaling, status.queueDepth); None reads no load.
     router_namespace: where those routers run (default: namespace).
@@ -63,7 +65,9 @@ def run(
     serve(
         OperatorSettings(
             namespace=namespace,
-            defaults=OperatorDefaults(worker_image=worker_image),
+            defaults=OperatorDefaults(
+                worker_image=worker_image, worker_token_secret=worker_token_secret
+            ),
             router=router,
             resync_s=resync_seconds,
             autoscale_s=autoscale_seconds,

@@ -27,6 +27,12 @@ def add_operator_options(p: argparse.ArgumentParser) -> None:
         help="image of pools without spec.image (default: %(default)s)",
     )
     g.add_argument(
+        "--worker-token-secret",
+        default=env_str("ASRPOOL_WORKER_TOKEN_SECRET"),
+        help="Secret (in each pool's namespace) whose 'token' key our worker pods mount and "
+        "require on /v1: the token the routers send (default: none, workers take any caller)",
+    )
+    g.add_argument(
         "--router-selector",
         default=env_str("ASRPOOL_ROUTER_SELECTOR"),
         help="label selector of the router pods whose /metrics give the pools' load "
@@ -77,6 +83,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     run(
         args.namespace,
         worker_image=args.worker_image,
+        worker_token_secret=args.worker_token_secret,
         router_selector=args.router_selector,
         router_namespace=args.router_namespace,
         router_metrics_port=args.router_metrics_port,

@@ -28,6 +28,7 @@ from asrpool import transcript_stream as stream_events
 from asrpool.audio import decode_pcm16
 from asrpool.audio_answers import Model, ModelList
 from asrpool.audio_form import read_form
+from asrpool.credentials import worker_headers
 from asrpool.http_errors import install_error_handlers
 from asrpool.http_server import HeadAsGet, Once, OwnedStream
 from asrpool.openapi import audio_route, error_responses, install_openapi, text_route
@@ -117,7 +118,8 @@ class RouterState:
         )
         self.metrics.watch_pools(lambda: [r.pool_snapshot() for r in self.pools.runners()])
         # Pods get many concurrent requests; connections to them are kept alive and reused.
-        self.transport = PodTransport()
+        # Workers serve routers only: the worker token goes with every call to a pod.
+        self.transport = PodTransport(headers=worker_headers(settings.worker_token))
         self.discovery: StaticDiscovery | KubeDiscovery
         if settings.kubernetes:
             config = load_kube_config()

@@ -6,13 +6,15 @@ attacker nothing about which key nearly matched. Keys are never logged.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
 from fastapi import Request, Security
 from fastapi.security import HTTPBearer
 
+from asrpool.credentials import bearer_token, key_matches
 from asrpool.wire import AsrpoolError, ErrorCode
+
+__all__ = ["ApiKeyAuth", "bearer_token", "key_matches"]
 
 # Declares the scheme in the OpenAPI document (so clients and fuzzers know to send the key);
 # the token itself is read by bearer_token, as the realtime socket reads it.
@@ -21,20 +23,6 @@ _BEARER = HTTPBearer(
     scheme_name="ApiKey",
     description="An API key of this router (`ASRPOOL_API_KEYS`), as `Authorization: Bearer <key>`.",
 )
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def key_matches(token: str, keys: tuple[str, ...]) -> bool:
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(token.encode(), key.encode())
-    return matched
 
 
 class ApiKeyAuth:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -45,6 +45,8 @@ class RouterSettings:
     max_sessions: int = 256  # live (realtime) sessions open at once, in total
     max_sessions_per_key: int = 16  # … and per API key
     session_idle_timeout_s: float = 120.0  # a session with no client message this long ends
+    # Shown to every worker (asrpool.credentials): workers refuse /v1 calls without it.
+    worker_token: str | None = field(default=None, repr=False)
 
     @property
     def max_upload_bytes(self) -> int:

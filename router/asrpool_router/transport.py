@@ -122,10 +122,11 @@ class _AnswerTooLarge(Exception):
 class PodTransport:
     """One connection pool to every pod, kept alive and reused; opened on ``start``."""
 
-    def __init__(self, keepalive_s: float = 4.0) -> None:
+    def __init__(self, keepalive_s: float = 4.0, headers: dict[str, str] | None = None) -> None:
         # Idle connections are dropped before the 5 s keep-alive of uvicorn-based servers
         # (ours keeps them longer): reusing one the server is closing fails the attempt.
         self.keepalive_s = keepalive_s
+        self.headers = dict(headers or {})  # sent with every request (the worker token)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -141,6 +142,7 @@ class PodTransport:
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=None),
+                headers=self.headers,
             )
 
     async def close(self) -> None:

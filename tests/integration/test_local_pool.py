@@ -78,6 +78,21 @@ def test_api_routes_need_the_key_and_health_does_not(pool: LocalPool, speech):
     assert len(in_flight) == 2 and all(ln.endswith(" 0.0") for ln in in_flight), in_flight
 
 
+def test_workers_refuse_a_direct_call_without_the_routers_token(pool: LocalPool, speech):
+    # Any local process can reach a worker's port; only the router's token opens it.
+    pods = httpx.get(f"{pool.url}/stats", headers=pool.auth).json()["pools"][0]["pods"]
+    assert len(pods) == 2
+    for pod in pods:
+        direct = httpx.post(
+            f"{pod['url']}/v1/audio/transcriptions",
+            files={"file": ("a.wav", speech["fox"].path.read_bytes())},
+            headers=pool.auth,  # a user's API key is not the router's credential
+        )
+        assert direct.status_code == 401, direct.text
+        assert direct.json()["error"]["code"] == "unauthorized"
+        assert httpx.get(f"{pod['url']}/readyz").status_code == 200
+
+
 def test_router_relays_permanent_errors_without_retrying(pool: LocalPool, tmp_path: Path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio" * 100)

@@ -54,7 +54,7 @@ def test_default_render_has_one_template_per_resource(control_plane: ControlPlan
     assert got == {
         "NetworkPolicy": ["rel-asrpool-workers"],
         "ServiceAccount": ["rel-asrpool-operator", "rel-asrpool-router"],
-        "Secret": ["rel-asrpool-router-api-key"],
+        "Secret": ["rel-asrpool-router-api-key", "rel-asrpool-worker-token"],
         "Role": ["rel-asrpool-operator", "rel-asrpool-router"],
         "RoleBinding": ["rel-asrpool-operator", "rel-asrpool-router"],
         "Service": ["rel-asrpool-router"],
@@ -97,6 +97,7 @@ def test_switches_turn_resources_on_and_off(control_plane: ControlPlane) -> None
             "networkPolicy.enabled=false",
             "operator.scope=cluster",
             "router.apiKey.existingSecret=my-keys",
+            "workerToken.existingSecret=my-token",
         )
     )
     assert got["ServiceMonitor"] == ["rel-asrpool-router"]
@@ -184,6 +185,9 @@ def test_the_router_runs_in_kubernetes_mode_and_the_operator_reads_its_load(
     op = _container(docs, "rel-asrpool-operator")
     assert op["image"] == "ghcr.io/asrpool/operator:0.1.0"
     assert "--worker-image=ghcr.io/asrpool/worker:0.1.0" in op["args"]
+    # The token the router sends is the one the operator mounts into worker pods.
+    assert "--worker-token-secret=rel-asrpool-worker-token" in op["args"]
+    assert "--worker-token-file=/etc/asrpool/worker-token/token" in router["args"]
     assert (
         "--router-selector=app.kubernetes.io/name=asrpool,app.kubernetes.io/instance=rel,"
         "app.kubernetes.io/component=router"
@@ -263,13 +267,21 @@ def test_helm_install_creates_the_operator_router_and_their_rbac(
     assert f"kubectl port-forward -n {ns} svc/rel-asrpool-router 8000:8000" in notes
 
 
-def test_the_api_key_is_generated_once_and_kept_on_upgrade(
+def _worker_token(cp: ControlPlane, namespace: str) -> str:
+    secret = get(cp, namespace, "secret", "rel-asrpool-worker-token")
+    assert secret is not None
+    return base64.b64decode(secret["data"]["token"]).decode()
+
+
+def test_the_api_key_and_worker_token_are_generated_once_and_kept_on_upgrade(
     control_plane: ControlPlane, release: str
 ) -> None:
-    key = _api_key(control_plane, release)
+    key, token = _api_key(control_plane, release), _worker_token(control_plane, release)
     assert key.startswith("sk-asrpool-") and len(key) == len("sk-asrpool-") + 40
+    assert len(token) == 48 and token != key
     control_plane.helm("upgrade", "rel", str(CHART), "-n", release, "--set", "router.replicas=2")
     assert _api_key(control_plane, release) == key
+    assert _worker_token(control_plane, release) == token
 
 
 @pytest.mark.parametrize(

@@ -313,3 +313,35 @@ def test_manifests_are_a_function_of_the_spec(
     assert dep["spec"]["selector"]["matchLabels"] == selector_labels("large-v3")
     names = [e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]]
     assert len(names) == len(set(names))  # server-side apply refuses duplicate keys
+
+
+def test_with_a_token_secret_our_worker_mounts_it_and_requires_the_token() -> None:
+    pool = parse_pool(
+        {
+            "metadata": {"name": "tiny", "namespace": "speech", "uid": "u", "generation": 1},
+            "spec": {"model": "tiny.en"},
+        },
+        OperatorDefaults(worker_image="w:1", worker_token_secret="rel-asrpool-worker-token"),
+    )
+    pod = {m["kind"]: m for m in children(pool)}["Deployment"]["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["args"][-2:] == ["--worker-token-file", "/etc/asrpool/worker-token/token"]
+    assert {"name": "worker-token", "mountPath": "/etc/asrpool/worker-token", "readOnly": True} in (
+        c["volumeMounts"]
+    )
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "worker-token"]
+    assert volume["secret"]["secretName"] == "rel-asrpool-worker-token"
+    assert volume["secret"]["items"] == [{"key": "token", "path": "token"}]
+
+
+def test_without_a_token_secret_or_for_a_third_party_server_nothing_is_mounted() -> None:
+    assert "--worker-token-file" not in container({})["args"]
+    third_party = parse_pool(
+        {
+            "metadata": {"name": "x", "namespace": "speech", "uid": "u", "generation": 1},
+            "spec": {"model": "m", "image": "other:1", "server": {"type": "openai-compatible"}},
+        },
+        OperatorDefaults(worker_image="w:1", worker_token_secret="s"),
+    )
+    pod = {m["kind"]: m for m in children(third_party)}["Deployment"]["spec"]["template"]["spec"]
+    assert all(v["name"] != "worker-token" for v in pod["volumes"])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NotRequired
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,12 +32,13 @@ from asrpool.audio_answers import ModelList
 from asrpool.formats import FORMATS
 from asrpool.http_errors import install_error_handlers
 from asrpool.http_server import HeadAsGet, Once, OwnedStream
-from asrpool.openapi import audio_route, install_openapi, text_route
+from asrpool.openapi import audio_route, error_responses, install_openapi, text_route
 from asrpool.transcript import Segment, Transcript
 from asrpool.uploads import read_audio_form, too_large
 from asrpool.wire import IN_FLIGHT_HEADER, SLOTS_HEADER, AsrpoolError, ErrorCode
 
 from . import audio
+from .auth import RouterOnly
 from .engine import WhisperEngine, model_size_mb
 from .guard import MemoryCosts, MemoryGuard
 from .metrics import WorkerMetrics
@@ -237,6 +238,9 @@ def create_app(
     app.state.worker = state
     install_error_handlers(app)
     install_openapi(app, description=DESCRIPTION)
+    # With a worker token, /v1 serves routers only (401 otherwise); health and metrics stay open.
+    only_routers = [Depends(RouterOnly(settings.worker_token))]
+    refused = (ErrorCode.UNAUTHORIZED,) if settings.worker_token else ()
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -271,7 +275,7 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", dependencies=only_routers, responses=error_responses(*refused))
     async def models() -> ModelList:
         return {
             "object": "list",
@@ -281,18 +285,21 @@ def create_app(
         }
 
     upload_mb = settings.max_upload_bytes
+    errors = (*AUDIO_ERRORS, *refused)
 
     @app.post(
         "/v1/audio/transcriptions",
-        **audio_route(summary="Transcribe audio", errors=AUDIO_ERRORS, max_upload_bytes=upload_mb),
+        dependencies=only_routers,
+        **audio_route(summary="Transcribe audio", errors=errors, max_upload_bytes=upload_mb),
     )
     async def transcriptions(request: Request) -> Response:
         return await _handle(request, state, task="transcribe", endpoint="transcriptions")
 
     @app.post(
         "/v1/audio/translations",
+        dependencies=only_routers,
         **audio_route(
-            summary="Translate audio into English", errors=AUDIO_ERRORS, max_upload_bytes=upload_mb
+            summary="Translate audio into English", errors=errors, max_upload_bytes=upload_mb
         ),
     )
     async def translations(request: Request) -> Response:

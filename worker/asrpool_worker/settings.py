@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class WorkerSettings:
     oom_recovery_after: int = 3
     header_timeout_s: float = 10.0  # slow clients: see asrpool.http_server
     body_timeout_s: float = 30.0
+    # None: any caller; else /v1 calls must carry it (asrpool.credentials). Never printed.
+    worker_token: str | None = field(default=None, repr=False)
 
     @property
     def resolved_compute_type(self) -> str:

@@ -119,3 +119,12 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: [ALL]
 {{- end }}
+
+{{/* The Secret holding the token routers send workers: the user's, or the one this chart makes. */}}
+{{- define "asrpool.workerTokenSecretName" -}}
+{{- if .Values.workerToken.existingSecret }}
+{{- .Values.workerToken.existingSecret }}
+{{- else }}
+{{- printf "%s-worker-token" (include "asrpool.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}

@@ -18,6 +18,9 @@ Why the pods look as they do:
   then SIGTERM lets the worker finish what it holds; the grace period covers both.
 - GPU pools roll one pod at a time without surging (a spare GPU is rarely free, and a surge
   pod would wait for one forever); CPU pools surge one pod and never go below replicas.
+- Workers serve routers only: with the operator's ``--worker-token-secret`` our worker mounts
+  that Secret and requires its token on ``/v1`` (``asrpool.credentials``); a bridge CNI enforces
+  no NetworkPolicy, so the chart's policy alone would not stop a pod calling a worker.
 - Locked down: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp, no
   service-account token (workers never call the API), no service-link environment variables
   (a Service named ``asrpool`` would otherwise set ``ASRPOOL_PORT=tcp://…`` in the pod, which
@@ -30,6 +33,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from asrpool.credentials import WORKER_TOKEN_KEY
 
 from .labels import (
     MANAGED_BY,
@@ -44,6 +49,8 @@ from .spec import API_VERSION, KIND, WORKER_UID, Pool, PoolRef
 
 TMP_VOLUME = "tmp"
 MODEL_VOLUME = "model"
+TOKEN_VOLUME = "worker-token"
+TOKEN_DIR = "/etc/asrpool/worker-token"
 STARTUP_PERIOD_S = 10
 STARTUP_FAILURES = 60  # 10 minutes to load a model before the kubelet gives up
 
@@ -112,6 +119,8 @@ def worker_args(pool: Pool) -> list[str]:
     ]  # fmt: skip
     if spec.model_source is not None:
         args += ["--model", spec.model_source.model_dir]
+    if spec.worker_token_secret:
+        args += ["--worker-token-file", f"{TOKEN_DIR}/{WORKER_TOKEN_KEY}"]
     return args + list(spec.args)
 
 
@@ -253,8 +262,26 @@ def _probe(path: str, *, period: int, timeout: int, failures: int) -> dict[str, 
     }
 
 
+def _token(pool: Pool) -> str | None:
+    """The worker token's Secret, for our worker only (another server has its own auth)."""
+    return pool.spec.worker_token_secret if pool.spec.server.is_asrpool else None
+
+
 def _volumes(pool: Pool) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [{"name": TMP_VOLUME, "emptyDir": {}}]
+    secret = _token(pool)
+    if secret:
+        volumes.append(
+            {
+                "name": TOKEN_VOLUME,
+                "secret": {
+                    "secretName": secret,
+                    "items": [{"key": WORKER_TOKEN_KEY, "path": WORKER_TOKEN_KEY}],
+                    # Readable by the worker's group (fsGroup) and no one else.
+                    "defaultMode": 0o440,
+                },
+            }
+        )
     source = pool.spec.model_source
     if source is None or source.kind == "baked":
         return volumes
@@ -277,6 +304,8 @@ def _volumes(pool: Pool) -> list[dict[str, Any]]:
 
 def _volume_mounts(pool: Pool) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}]
+    if _token(pool):
+        mounts.append({"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True})
     source = pool.spec.model_source
     if source is None or source.kind == "baked":
         return mounts

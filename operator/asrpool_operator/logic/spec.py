@@ -53,9 +53,11 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class OperatorDefaults:
-    """What the operator fills in that the CRD cannot: the worker image of this release."""
+    """What the operator fills in that the CRD cannot: the worker image of this release, and
+    the Secret holding the token its routers show workers (None: workers take any caller)."""
 
     worker_image: str = "ghcr.io/asrpool/worker:0.1.0"
+    worker_token_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,8 @@ class PoolSpec:
     env: tuple[EnvVar, ...] = ()
     model_source: ModelSource | None = None
     drain: Drain = field(default_factory=Drain)
+    # Not in the CRD: the operator's --worker-token-secret (OperatorDefaults).
+    worker_token_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,7 @@ def _parse_spec(f: _Fields, defaults: OperatorDefaults) -> PoolSpec | None:
         env=_env(f),
         model_source=_model_source(f.child("modelSource")) if f.has("modelSource") else None,
         drain=_drain(f.child("drain")),
+        worker_token_secret=defaults.worker_token_secret,
     )
     return spec if model else None
 
