@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PORT   ?= 8000
 WORKERS ?= 2
 
-.PHONY: run test lint unit integration k8s k8s-tools images system-deps install clean
+.PHONY: run test lint unit integration fuzz k8s k8s-tools images system-deps install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,16 @@ unit: install
 
 integration: install system-deps
 	$(BIN)/python -m pytest tests/integration -q
+
+## make fuzz: the parsers fuzzed for longer than make test does (FUZZ_SECONDS a target under
+## atheris, FUZZ_EXAMPLES hypothesis examples a test); the grown corpus stays in .fuzz/
+FUZZ_SECONDS ?= 60
+FUZZ_EXAMPLES ?= 20000
+fuzz: install
+	ASRPOOL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider \
+		--timeout=0 tests/fuzz/test_parsers.py
+	ASRPOOL_ATHERIS_SECONDS=$(FUZZ_SECONDS) ASRPOOL_FUZZ_CORPUS_DIR=$(CURDIR)/.fuzz \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 tests/fuzz/test_atheris.py
 
 ## make k8s-tools: kube-apiserver, etcd, kubectl, helm built from the Go module proxy into
 ## ~/.cache/asrpool/k8s/<version>/bin (once per machine: ~15 min cold, then instant)

@@ -190,6 +190,26 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
         "many pods as have room, then joined (default: 60; 0 = never)",
     )
     g.add_argument(
+        "--cache-mb",
+        type=float,
+        default=env_float("ASRPOOL_CACHE_MB", 64.0),
+        help="memory for answers to identical requests (same key, audio and fields; "
+        "Cache-Control: no-store skips it); 0 = no cache (default: 64)",
+    )
+    g.add_argument(
+        "--cache-redis",
+        default=env_str("ASRPOOL_CACHE_REDIS"),
+        metavar="URL",
+        help="keep those answers in Redis instead (redis://host:6379/0), shared by every "
+        "router of a fleet",
+    )
+    g.add_argument(
+        "--cache-ttl",
+        type=float,
+        default=env_float("ASRPOOL_CACHE_TTL", 3600.0),
+        help="seconds an answer stays in Redis (default: 3600)",
+    )
+    g.add_argument(
         "--eject-after",
         type=int,
         default=env_int("ASRPOOL_EJECT_AFTER", 3),
@@ -344,8 +364,31 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="print the pools and pods of a router (from /stats)")
     st.add_argument("--url", default=env_str("ASRPOOL_URL", "http://127.0.0.1:8000"))
     st.add_argument("--api-key", default=env_str("ASRPOOL_API_KEY") or env_str("OPENAI_API_KEY"))
-    st.add_argument("--json", action="store_true", help="print /stats as JSON")
+    shown = st.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print /stats as JSON")
+    shown.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep the picture on screen, redrawn in place, with the last minutes (Ctrl-C quits)",
+    )
+    st.add_argument(
+        "--interval",
+        type=_redraw_interval,
+        default=1.0,
+        help="seconds between redraws with --watch (default 1)",
+    )
     return parser
+
+
+def _redraw_interval(text: str) -> float:
+    """--interval: at least 0.1 s (a router is not a benchmark target for a status screen)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0.1:
+        raise argparse.ArgumentTypeError("must be at least 0.1 seconds")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -410,6 +453,9 @@ def router_settings(args: argparse.Namespace, *, backends: list[str]) -> RouterS
         max_attempts=args.max_attempts,
         request_timeout_s=args.request_timeout,
         shard_min_s=args.shard_min_seconds,
+        cache_mb=args.cache_mb,
+        cache_redis=args.cache_redis,
+        cache_ttl_s=args.cache_ttl,
         eject_after=args.eject_after,
         ejection_s=args.ejection_time,
         max_ejection_percent=args.max_ejection_percent,

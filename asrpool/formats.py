@@ -10,6 +10,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .audio_answers import (
+    MEDIA_TYPES,
+    DurationUsage,
+    Logprob,
+    Transcription,
+    TranscriptionVerbose,
+)
 from .transcript import Segment, Transcript, Word
 
 # OpenAI's verbose_json names the language in words; codes we do not know pass through.
@@ -32,7 +39,7 @@ _LANGUAGE_NAMES = {
 }
 
 
-def usage(transcript: Transcript) -> dict[str, Any]:
+def usage(transcript: Transcript) -> DurationUsage:
     # OpenAI bills whole seconds of input audio.
     return {"type": "duration", "seconds": math.ceil(transcript.duration)}
 
@@ -45,11 +52,11 @@ def _timestamp(seconds: float, decimal: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
 
 
-def as_json(t: Transcript, words: bool) -> dict[str, Any]:
+def as_json(t: Transcript, words: bool) -> Transcription:
     return {"text": t.text, "usage": usage(t)}
 
 
-def logprobs(segments: Iterable[Segment]) -> list[dict[str, Any]]:
+def logprobs(segments: Iterable[Segment]) -> list[Logprob]:
     """OpenAI's ``logprobs`` list, one entry per word: faster-whisper scores words (the mean
     of their tokens' probabilities, from its alignment pass), not single tokens.
     """
@@ -88,8 +95,8 @@ def as_vtt(t: Transcript, words: bool) -> str:
     return "\n".join(blocks)
 
 
-def as_verbose_json(t: Transcript, words: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
+def as_verbose_json(t: Transcript, words: bool) -> TranscriptionVerbose:
+    body: TranscriptionVerbose = {
         "task": t.task,
         "language": _LANGUAGE_NAMES.get(t.language, t.language),
         "duration": round(t.duration, 3),
@@ -162,10 +169,14 @@ class Format:
     media_type: str  # application/json bodies are dicts; the others are text
 
 
+_RENDER: dict[str, Callable[[Transcript, bool], Any]] = {
+    "json": as_json,
+    "text": as_text,
+    "srt": as_srt,
+    "vtt": as_vtt,
+    "verbose_json": as_verbose_json,
+}
+# One for each asrpool.audio_form.RESPONSE_FORMATS (a unit test holds them equal).
 FORMATS: dict[str, Format] = {
-    "json": Format(as_json, "application/json"),
-    "text": Format(as_text, "text/plain; charset=utf-8"),
-    "srt": Format(as_srt, "application/x-subrip; charset=utf-8"),
-    "vtt": Format(as_vtt, "text/vtt; charset=utf-8"),
-    "verbose_json": Format(as_verbose_json, "application/json"),
+    name: Format(render, MEDIA_TYPES[name]) for name, render in _RENDER.items()
 }

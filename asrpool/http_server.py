@@ -180,6 +180,30 @@ def _declares_body(scope: Scope) -> bool:
     return headers.get(b"content-length", b"").strip() not in (b"", b"0")
 
 
+class HeadAsGet:
+    """ASGI middleware: HEAD is served as GET (RFC 9110 §9.3.2), on every route that has GET.
+
+    The app sees a GET; the answer keeps the GET's headers, Content-Length included, and
+    loses its body. FastAPI registers routes for the methods they name only, so without
+    this a HEAD where GET exists would be 405 (and ``Allow`` says HEAD wherever GET is).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 # Probes and scrapes come every few seconds from kubelets, routers and Prometheus: an access
 # log line for each would bury the one line per real request.
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/models"})

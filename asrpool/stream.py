@@ -108,7 +108,10 @@ def stream(args: argparse.Namespace) -> int:
         else file_pieces(read_pcm16(Path(args.file)), FAST_SPEED if args.fast else 1.0)
     )
     url = args.url.rstrip("/").replace("http", "ws", 1) + "/v1/realtime?intent=transcription"
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    # The beta dialect: only it declares 16 kHz PCM16 (GA's format object says 24 kHz).
+    headers = {"OpenAI-Beta": "realtime=v1"}
+    if args.api_key:
+        headers["Authorization"] = f"Bearer {args.api_key}"
     printer = Printer(args.events)
     pending = {"committed": 0, "done": 0}
     sent_all = threading.Event()

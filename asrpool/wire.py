@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
+
 # Header the worker sets on answers so the router can classify without parsing text.
 ERROR_CODE_HEADER = "x-asrpool-error-code"
 # The model names OpenAI's SDK and docs use for transcription (openai.types.AudioModel, 3.57),
@@ -69,6 +71,8 @@ class ErrorSpec:
     zh: str
     # Transient errors may succeed elsewhere or later; permanent ones never will.
     transient: bool
+    # The answer says when to come back (a Retry-After header, whole seconds).
+    retry_after: bool = False
 
 
 _INVALID = "invalid_request_error"
@@ -118,6 +122,7 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         "Too many requests are waiting. Retry after the time in the Retry-After header.",
         "排队的请求过多，请在 Retry-After 头所示的时间后重试。",
         transient=True,
+        retry_after=True,
     ),
     ErrorCode.QUEUE_TIMEOUT: ErrorSpec(
         503,
@@ -212,13 +217,28 @@ def wants_chinese(accept_language: str | None) -> bool:
     return first == "zh" or first.startswith("zh-")
 
 
+class ErrorObject(TypedDict):
+    """OpenAI's error object: ``code`` is one of ``ErrorCode``, ``type`` its catalogue type."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str
+
+
+class ErrorResponse(TypedDict):
+    """Every error answer's body (the OpenAPI document is generated from this type)."""
+
+    error: ErrorObject
+
+
 def error_body(
     code: ErrorCode,
     message: str | None = None,
     *,
     param: str | None = None,
     chinese: bool = False,
-) -> dict[str, Any]:
+) -> ErrorResponse:
     """The OpenAI-shaped error body for ``code``.
 
     ``message`` overrides the catalogue's words (e.g. to name the bad parameter);

@@ -12,6 +12,8 @@ command -v sox >/dev/null 2>&1 || need+=(sox)
 [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # `ip netns`: tests/k8s publish real workers as endpoints from their own network namespaces.
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
+# A real Redis for the answer cache a fleet of routers shares (tests start their own).
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

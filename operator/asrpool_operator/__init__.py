@@ -7,6 +7,7 @@ Layers, each importing only those below it:
     handlers    kopf event handlers: name the pool an event is about, nothing more
     autoscaler  every few seconds: the routers' load → decisions → scale, deletion costs
     reconcile   read the world, ask the core, write only the differences
+    metrics     the operator's own /metrics: what the autoscaler read, decided and why
     load        the routers' /metrics over httpx
     kube        the Kubernetes REST calls over httpx
     logic/      every decision, pure (spec, manifests, plan, status, autoscale, ...)

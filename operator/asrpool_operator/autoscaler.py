@@ -12,7 +12,8 @@
    ``spec.replicas`` through the scale subresource, as an HPA does, with an Event. Before a
    scale-down it first marks the idlest pods cheapest to delete (``logic.deletion_cost``);
 4. hands the reconciler what status should say (``logic.autoscale_report``) and, when that
-   changed, reconciles the pool so the status follows within the tick.
+   changed, reconciles the pool so the status follows within the tick; the same period goes
+   to the operator's /metrics (``metrics.py``).
 
 What it remembers (recommendations, panic mode, the last change) lives here, per pool, and
 is lost on restart on purpose: a fresh memory never shrinks a pool before a whole delay.
@@ -38,6 +39,7 @@ from .logic.load_window import LoadHistory
 from .logic.router_metrics import total
 from .logic.spec import Autoscaling, OperatorDefaults, Pool, SpecError, parse_pool
 from .logic.status import format_time
+from .metrics import OperatorMetrics
 from .reconcile import Reconciler, utcnow
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class Autoscaler:
         *,
         namespace: str | None = None,
         router_load: RouterLoad | None = None,
+        metrics: OperatorMetrics | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -62,6 +65,7 @@ class Autoscaler:
         self._defaults = defaults
         self._namespace = namespace
         self._router_load = router_load
+        self._metrics = metrics
         self._clock = clock
         self._monotonic = monotonic
         self._history = LoadHistory()
@@ -94,6 +98,8 @@ class Autoscaler:
             # Deleted, or no longer autoscaled: forget it.
             self._memory.pop(key, None)
             self._last_scale.pop(key, None)
+            if self._metrics is not None:
+                self._metrics.forget(*key)
             if self._reports.pop(key, None) is not None:
                 self._reconciler.set_report(*key, None)
 
@@ -120,6 +126,8 @@ class Autoscaler:
                 external=external,
                 last_scale=self._last_scale.get(key),
             )
+            if self._metrics is not None:
+                self._metrics.observe(pool, rep, None, None)
             self._publish(pool, rep)
             return
         observed = self._observed(pool, policy, scraped)
@@ -146,6 +154,8 @@ class Autoscaler:
             missing=observed.missing if observed else (),
             last_scale=self._last_scale.get(key),
         )
+        if self._metrics is not None:
+            self._metrics.observe(pool, rep, decision, observed)
         self._publish(pool, rep)
 
     def _scale(self, pool: Pool, decision: ScaleDecision, pods: list[dict[str, Any]]) -> None:

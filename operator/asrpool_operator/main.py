@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 
 import kopf
+from prometheus_client import CollectorRegistry, start_http_server
 
 from .autoscaler import Autoscaler
 from .handlers import build_registry
@@ -21,6 +22,7 @@ from .kube import KubeClient
 from .load import RouterLoad, RouterTarget
 from .logic.labels import MANAGED_SELECTOR
 from .logic.spec import OperatorDefaults
+from .metrics import OperatorMetrics
 from .reconcile import Reconciler
 from .settings import OperatorSettings
 
@@ -37,6 +39,7 @@ def run(
     resync_seconds: float = 15.0,
     autoscale_seconds: float = 2.0,
     liveness_port: int | None = 8080,
+    metrics_port: int | None = None,
 ) -> None:
     """Run the operator until SIGTERM/SIGINT.
 
@@ -49,6 +52,7 @@ def run(
     resync_seconds: how often to re-check every pool.
     autoscale_seconds: how often to read the routers and autoscale.
     liveness_port: port of the /healthz endpoint for the pod's liveness probe; None for none.
+    metrics_port: port of the operator's Prometheus /metrics; None for none.
     """
     router = None
     if router_selector:
@@ -64,6 +68,7 @@ def run(
             resync_s=resync_seconds,
             autoscale_s=autoscale_seconds,
             liveness_port=liveness_port,
+            metrics_port=metrics_port,
         )
     )
 
@@ -100,8 +105,20 @@ async def _operate(settings: OperatorSettings) -> None:
     kube = KubeClient.from_config()
     router_load = RouterLoad(kube, settings.router) if settings.router else None
     reconciler = Reconciler(kube, settings.defaults, namespace=settings.namespace)
+    metrics = OperatorMetrics(CollectorRegistry())
     autoscaler = Autoscaler(
-        kube, reconciler, settings.defaults, namespace=settings.namespace, router_load=router_load
+        kube,
+        reconciler,
+        settings.defaults,
+        namespace=settings.namespace,
+        router_load=router_load,
+        metrics=metrics,
+    )
+    # prometheus_client's own server, in a thread: kopf's liveness endpoint serves /healthz only.
+    exporter = (
+        start_http_server(settings.metrics_port, registry=metrics.registry)[0]
+        if settings.metrics_port
+        else None
     )
     # Created before kopf starts, so kopf counts them as not its own and leaves them alone.
     periodic = [
@@ -127,6 +144,8 @@ async def _operate(settings: OperatorSettings) -> None:
                 await task
         if router_load is not None:
             router_load.close()
+        if exporter is not None:
+            exporter.shutdown()
         kube.close()
 
 

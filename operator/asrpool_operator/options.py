@@ -62,6 +62,13 @@ def add_operator_options(p: argparse.ArgumentParser) -> None:
         default=env_int("ASRPOOL_LIVENESS_PORT", 8080),
         help="port of /healthz for the pod's liveness probe; 0 for none (default: 8080)",
     )
+    g.add_argument(
+        "--metrics-port",
+        type=int,
+        default=env_int("ASRPOOL_METRICS_PORT", 0),
+        help="port of the operator's Prometheus /metrics (what the autoscaler read, decided "
+        "and why, per pool); 0 for none (default: 0)",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -76,5 +83,6 @@ def run_from_args(args: argparse.Namespace) -> int:
         resync_seconds=args.resync_interval,
         autoscale_seconds=args.autoscale_interval,
         liveness_port=args.liveness_port or None,
+        metrics_port=args.metrics_port or None,
     )
     return 0

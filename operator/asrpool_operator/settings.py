@@ -20,3 +20,4 @@ class OperatorSettings:
     resync_s: float = 15.0  # repair every pool this often
     autoscale_s: float = 2.0  # read the routers and autoscale this often
     liveness_port: int | None = 8080  # kopf's /healthz for the pod's liveness probe
+    metrics_port: int | None = None  # Prometheus /metrics: what the autoscaler read and decided

@@ -8,37 +8,45 @@ auth → read the upload once (spooled to disk when large) → pick the pool by
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import numpy as np
-from fastapi import Depends, FastAPI, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
 
 from asrpool import transcript_stream as stream_events
 from asrpool.audio import decode_pcm16
+from asrpool.audio_answers import Model, ModelList
+from asrpool.audio_form import read_form
 from asrpool.http_errors import install_error_handlers
-from asrpool.http_server import Once, OwnedStream
+from asrpool.http_server import HeadAsGet, Once, OwnedStream
+from asrpool.openapi import audio_route, error_responses, install_openapi, text_route
 from asrpool.uploads import read_audio_form
 from asrpool.wire import AsrpoolError, ErrorCode, error_body, wants_chinese
 
-from .auth import ApiKeyAuth
+from .auth import ApiKeyAuth, bearer_token
+from .cache import AnswerCache, MemoryCache, RedisCache, audio_digest
 from .discovery import StaticDiscovery
 from .dispatch import Job, PoolRunner, Timeouts, forward, forward_stream
 from .kube_api import KubeApi, load_kube_config
 from .kube_discovery import KubeDiscovery
+from .live import LiveView, stats_body
 from .logic.audio_estimate import estimate_audio_seconds
 from .logic.pool import PoolPolicy
 from .logic.request import Priority
+from .logic.result_cache import CachedAnswer, directive, request_key
 from .logic.session_slots import SessionSlots
 from .logic.shards import ShardPolicy
-from .logic.stats import merge
 from .logic.upload_budget import SpoolBudget
 from .metrics import RouterMetrics
 from .pools import PoolRegistry
@@ -53,6 +61,31 @@ STATIC = Path(__file__).parent / "static"
 
 _PRIORITY_HEADER = "x-asrpool-priority"
 _PRIORITIES = {"interactive": Priority.INTERACTIVE, "batch": Priority.BATCH}
+
+# What the audio routes may answer besides 200 (401 and 500 the document adds to every route).
+AUDIO_ERRORS = (
+    ErrorCode.INVALID_AUDIO,
+    ErrorCode.INVALID_REQUEST,
+    ErrorCode.MODEL_NOT_FOUND,
+    ErrorCode.REQUEST_TIMEOUT,
+    ErrorCode.FILE_TOO_LARGE,
+    ErrorCode.QUEUE_FULL,
+    ErrorCode.GPU_OOM,
+    ErrorCode.QUEUE_TIMEOUT,
+    ErrorCode.SERVICE_UNAVAILABLE,
+    ErrorCode.MODEL_LOAD_FAILED,
+    ErrorCode.TIMEOUT,
+)
+DESCRIPTION = (
+    "asrpool's router: OpenAI's audio API in front of a pool of Whisper workers. Errors are "
+    "in OpenAI's shape with a stable `code` (also in the `x-asrpool-error-code` header); "
+    "`Accept-Language: zh` gives their messages in Chinese. Live transcription is the "
+    "WebSocket `/v1/realtime` (docs/realtime.md), which OpenAPI does not describe."
+)
+
+
+class Readiness(TypedDict):
+    status: Literal["ready", "no_ready_pods"]
 
 
 def policy_from(settings: RouterSettings) -> PoolPolicy:
@@ -98,8 +131,16 @@ class RouterState:
         self.timeouts = Timeouts(settings.attempt_timeout_base_s, settings.request_timeout_s)
         self.session_limits = SessionLimits(idle_timeout_s=settings.session_idle_timeout_s)
         self.sessions = SessionSlots(settings.max_sessions, settings.max_sessions_per_key)
+        self.metrics.sessions_open.set_function(lambda: self.sessions.open_total)
         self.spool = SpoolBudget(int(settings.max_spooled_mb * 2**20))
         self.shard_policy = ShardPolicy(min_audio_s=max(settings.shard_min_s, 30.0))
+        self.cache: AnswerCache | None = None
+        if settings.cache_redis:
+            max_answer = int(max(settings.cache_mb, 8.0) * 2**20) // 8
+            self.cache = RedisCache(settings.cache_redis, settings.cache_ttl_s, max_answer)
+        elif settings.cache_mb > 0:
+            self.cache = MemoryCache(int(settings.cache_mb * 2**20))
+        self.live = LiveView(self.pools, self.metrics, self.sessions)
 
 
 def create_app(settings: RouterSettings, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -110,52 +151,65 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.transport.start()
         await state.discovery.start()
+        sampler = asyncio.create_task(state.live.run())
         yield
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
         await state.discovery.stop()
         await state.transport.close()
+        if state.cache is not None:
+            await state.cache.close()
 
-    app = FastAPI(title="asrpool router", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="asrpool router", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.router = state
+    app.add_middleware(HeadAsGet)
     install_error_handlers(app)
-    api = [Depends(auth)]
+    install_openapi(app, description=DESCRIPTION)
+    api = auth.dependencies()
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "No pod is ready."}},
+    )
     async def readyz() -> JSONResponse:
         ready = state.discovery.ready()
-        return JSONResponse(
-            {"status": "ready" if ready else "no_ready_pods"}, status_code=200 if ready else 503
-        )
+        body: Readiness = {"status": "ready" if ready else "no_ready_pods"}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        **text_route(CONTENT_TYPE_LATEST.split(";")[0], "Prometheus metrics (text format)."),
+    )
     async def metrics() -> Response:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models", dependencies=api)
-    async def models() -> dict[str, Any]:
+    async def models() -> ModelList:
         return {"object": "list", "data": [_model_card(*n) for n in state.pools.names()]}
 
-    @app.get("/v1/models/{model}", dependencies=api)
-    async def model(model: str) -> dict[str, Any]:
+    @app.get(
+        "/v1/models/{model}", dependencies=api, responses=error_responses(ErrorCode.MODEL_NOT_FOUND)
+    )
+    async def model(model: str) -> Model:
         pool = state.pools.resolve(model).model
         kind = next((k for n, _, k in state.pools.names() if n == model), "pool")
         return _model_card(model, pool, kind)
 
     @app.get("/stats", dependencies=api)
     async def stats() -> dict[str, Any]:
-        pools = [r.snapshot() for r in state.pools.runners()]
-        total = merge([r.stats for r in state.pools.runners()])
-        return {
-            **total.view(
-                max_concurrent=sum(int(p["max_concurrent"]) for p in pools),  # type: ignore[call-overload]
-                active_tasks=sum(int(p["active_tasks"]) for p in pools),  # type: ignore[call-overload]
-            ),
-            "queue_depth": sum(int(p["queue_depth"]) for p in pools),  # type: ignore[call-overload]
-            "pools": pools,
-        }
+        return stats_body(state.pools.runners())
+
+    @app.get("/stats/live", dependencies=api)
+    async def stats_live() -> dict[str, Any]:
+        # What the dashboard and `asrpool status --watch` poll: /stats plus the last minutes.
+        return state.live.body()
 
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:
@@ -166,6 +220,11 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
         # The page holds no secret: the user types the API key into it.
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard_page() -> FileResponse:
+        # Like the recorder page: no secret in it; its data (/stats/live) wants the key.
+        return FileResponse(STATIC / "dashboard.html", media_type="text/html")
+
     @app.get("/static/{name}", include_in_schema=False)
     async def static_file(name: str) -> FileResponse:
         path = (STATIC / name).resolve()
@@ -173,18 +232,30 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
             raise AsrpoolError(ErrorCode.NOT_FOUND, f"No file {name}.")
         return FileResponse(path)
 
-    @app.post("/v1/audio/transcriptions", dependencies=api)
+    upload_mb = settings.max_upload_bytes
+
+    @app.post(
+        "/v1/audio/transcriptions",
+        dependencies=api,
+        **audio_route(summary="Transcribe audio", errors=AUDIO_ERRORS, max_upload_bytes=upload_mb),
+    )
     async def transcriptions(request: Request) -> Response:
         return await _relay(request, state, "/v1/audio/transcriptions")
 
-    @app.post("/v1/audio/translations", dependencies=api)
+    @app.post(
+        "/v1/audio/translations",
+        dependencies=api,
+        **audio_route(
+            summary="Translate audio into English", errors=AUDIO_ERRORS, max_upload_bytes=upload_mb
+        ),
+    )
     async def translations(request: Request) -> Response:
         return await _relay(request, state, "/v1/audio/translations")
 
     return app
 
 
-def _model_card(name: str, pool: str, kind: str) -> dict[str, Any]:
+def _model_card(name: str, pool: str, kind: str) -> Model:
     """OpenAI's model object; ``asrpool_pool`` / ``asrpool_kind`` say what the name reaches."""
     return {
         "id": name,
@@ -214,6 +285,10 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
             response = await _relay_stream(runner, job, state, request, done)
             streaming = True
             return response
+        cached = await _cache_lookup(state, request, job, runner.model, path)
+        if isinstance(cached, Response):
+            done.ok = True
+            return cached
         answer = None
         if _worth_cutting(job, state.settings):
             samples = await _decoded(job, request)
@@ -224,13 +299,46 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
         if answer is None:
             answer = await forward(runner, job, state.transport, state.timeouts)
         done.ok = True
-        return Response(answer.content, status_code=answer.status, media_type=answer.content_type)
+        if cached is not None and state.cache is not None and answer.status == 200:
+            await state.cache.put(cached, CachedAnswer(answer.content_type, answer.content))
+        response = Response(
+            answer.content, status_code=answer.status, media_type=answer.content_type
+        )
+        if cached is not None:
+            response.headers[CACHE_HEADER] = "miss"
+        return response
     except AsrpoolError as exc:
         done.code = exc.code.value
         raise
     finally:
         if not streaming:
             done()
+
+
+CACHE_HEADER = "x-asrpool-cache"
+
+
+async def _cache_lookup(
+    state: RouterState, request: Request, job: Job, pool: str, path: str
+) -> Response | str | None:
+    """A kept answer (hit), or the key to keep this one under (miss), or None (no cache)."""
+    if state.cache is None:
+        return None
+    allowed = directive(request.headers.get("cache-control"))
+    if not allowed.write:
+        return None
+    key = request_key(
+        tenant=bearer_token(request.headers.get("authorization")) or "",
+        path=path,
+        pool=pool,
+        fields=job.upload.fields,
+        audio_digest=await audio_digest(job.upload.file),
+    )
+    hit = await state.cache.get(key) if allowed.read else None
+    state.metrics.cache.labels(pool, "hit" if hit else "miss").inc()
+    if hit is None:
+        return key
+    return Response(hit.content, media_type=hit.content_type, headers={CACHE_HEADER: "hit"})
 
 
 def _worth_cutting(job: Job, settings: RouterSettings) -> bool:
@@ -320,11 +428,16 @@ async def _read_job(request: Request, state: RouterState, path: str) -> tuple[Jo
         size = upload.size if upload.size is not None else 0
         head = await upload.read(4096)
         await upload.seek(0)
+        fields = [(k, str(v)) for k, v in form.multi_items() if k != "file"]
+        values: dict[str, list[str]] = {}
+        for k, v in fields:
+            values.setdefault(k, []).append(v)
+        # Refused here, with the worker's own words, before the request takes a slot.
+        audio = read_form(values)
     except BaseException:
         await form.close()
         hold.release()
         raise
-    fields = [(k, str(v)) for k, v in form.multi_items() if k != "file"]
     priority = _PRIORITIES.get(
         request.headers.get(_PRIORITY_HEADER, "").lower(), Priority.INTERACTIVE
     )
@@ -339,8 +452,7 @@ async def _read_job(request: Request, state: RouterState, path: str) -> tuple[Jo
         ),
         audio_seconds=estimate_audio_seconds(head, size),
         priority=priority,
-        response_format=next((v for k, v in fields if k == "response_format"), "") or "json",
-        stream=next((v for k, v in fields if k == "stream"), "").lower() in ("true", "1"),
+        response_format=audio.response_format,
+        stream=audio.stream,
     )
-    model = next((v for k, v in fields if k == "model"), None)
-    return job, model
+    return job, audio.model

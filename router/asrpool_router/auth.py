@@ -7,10 +7,20 @@ attacker nothing about which key nearly matched. Keys are never logged.
 from __future__ import annotations
 
 import hmac
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPBearer
 
 from asrpool.wire import AsrpoolError, ErrorCode
+
+# Declares the scheme in the OpenAPI document (so clients and fuzzers know to send the key);
+# the token itself is read by bearer_token, as the realtime socket reads it.
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key of this router (`ASRPOOL_API_KEYS`), as `Authorization: Bearer <key>`.",
+)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -40,5 +50,12 @@ class ApiKeyAuth:
         if self.enabled and (token is None or not key_matches(token, self.keys)):
             raise AsrpoolError(ErrorCode.UNAUTHORIZED)
 
-    async def __call__(self, request: Request) -> None:
+    async def __call__(
+        self, request: Request, _declared: Annotated[Any, Security(_BEARER)] = None
+    ) -> None:
         self.check(bearer_token(request.headers.get("authorization")))
+
+    def dependencies(self) -> list[Any]:
+        """The API routes' dependencies: the key check, or none when auth is off (so the
+        document claims no security the router does not ask for)."""
+        return [Security(self)] if self.enabled else []

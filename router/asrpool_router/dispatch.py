@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from asrpool import transcript_stream as stream_events
+from asrpool.audio_answers import Logprob
 from asrpool.transcript_stream import OFFSET_FIELD
 from asrpool.wire import ERRORS, AsrpoolError, ErrorCode, parse_error
 
@@ -146,9 +147,10 @@ class PoolRunner:
 
     def snapshot(self) -> dict[str, object]:
         snap = self.pool.snapshot(self.clock())
-        max_concurrent = sum(int(p["budget"]) for p in snap["pods"] if p["accepting"])
+        # The slots of the pods in rotation, busy or not ("accepting" would drop a pod whose
+        # slots are all in use, so a pool at full load would show 0).
         return {
-            **self.stats.view(max_concurrent=max_concurrent, active_tasks=snap["in_flight"]),
+            **self.stats.view(max_concurrent=snap["capacity"], active_tasks=snap["in_flight"]),
             "model": self.model,
             "queue_depth": snap["queue_depth"],
             "queue_by_priority": snap["queue_by_priority"],
@@ -262,7 +264,7 @@ async def forward_stream(
     """
     slot = await runner.acquire(job.audio_seconds, job.priority)
     texts: list[str] = []
-    logprobs: list[dict[str, Any]] = []
+    logprobs: list[Logprob] = []
     output_tokens = 0
     offset = 0.0
     while True:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -46,6 +46,12 @@ class RouterMetrics:
             ["pool", "pod"],
             registry=registry,
         )
+        self.cache = Counter(
+            "asrpool_router_cache",
+            "Answers looked up in the cache of identical requests, by hit or miss.",
+            ["pool", "result"],
+            registry=registry,
+        )
         self.latency = Histogram(
             "asrpool_router_request_seconds",
             "End-to-end latency of successful requests.",
@@ -53,6 +59,30 @@ class RouterMetrics:
             registry=registry,
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
         )
+        # Read at scrape time from the session slots (create_app sets the function).
+        self.sessions_open = Gauge(
+            "asrpool_router_sessions_open",
+            "Live transcription sessions (WebSockets) open now.",
+            registry=registry,
+        )
+
+    def latency_buckets(self) -> dict[str, tuple[tuple[float, float], ...]]:
+        """Each pool's cumulative latency histogram, (upper bound, count) pairs in order."""
+        out: dict[str, list[tuple[float, float]]] = {}
+        for family in self.latency.collect():
+            for s in family.samples:
+                if s.name.endswith("_bucket"):
+                    out.setdefault(s.labels["pool"], []).append((float(s.labels["le"]), s.value))
+        return {pool: tuple(sorted(b)) for pool, b in out.items()}
+
+    def ooms_by_pod(self) -> dict[str, dict[str, int]]:
+        """OOM answers counted so far, pool → pod → count."""
+        out: dict[str, dict[str, int]] = {}
+        for family in self.oom.collect():
+            for s in family.samples:
+                if s.name.endswith("_total"):
+                    out.setdefault(s.labels["pool"], {})[s.labels["pod"]] = int(s.value)
+        return out
 
     def watch_pools(self, snapshots: Callable[[], Iterable[dict[str, Any]]]) -> None:
         self.registry.register(_PoolCollector(snapshots))
@@ -64,6 +94,12 @@ class _PoolCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         depth = GaugeMetricFamily(names.QUEUE_DEPTH, "Requests waiting.", labels=["pool"])
+        # Its own family: the operator sums asrpool_router_queue_depth over all its series.
+        by_priority = GaugeMetricFamily(
+            "asrpool_router_queue_depth_by_priority",
+            "Requests waiting, by priority class (realtime, interactive, batch).",
+            labels=["pool", "priority"],
+        )
         budget = GaugeMetricFamily(
             "asrpool_router_pod_budget",
             "Concurrent requests each pod may take now.",
@@ -104,6 +140,8 @@ class _PoolCollector(Collector):
             depth.add_metric([snap["model"]], snap["queue_depth"])
             busy.add_metric([snap["model"]], snap["busy_slot_seconds"])
             queued.add_metric([snap["model"]], snap["queued_seconds"])
+            for priority, n in snap["queue_by_priority"].items():
+                by_priority.add_metric([snap["model"], priority], n)
             for pod in snap["pods"]:
                 budget.add_metric([snap["model"], pod["id"]], pod["budget"])
                 in_flight.add_metric([snap["model"], pod["id"]], pod["in_flight"])
@@ -113,6 +151,7 @@ class _PoolCollector(Collector):
             for reason, n in snap["totals"]["gave_up"].items():
                 gave_up.add_metric([snap["model"], reason], n)
         yield depth
+        yield by_priority
         yield budget
         yield in_flight
         yield ejected

@@ -95,7 +95,10 @@ class PoolRegistry:
         return list(self._runners.values())
 
     def any_ready(self) -> bool:
-        """Some pod of some pool takes work now."""
-        return any(
-            p["accepting"] for r in self._runners.values() for p in r.pool.snapshot()["pods"]
-        )
+        """Some pod of some pool is in rotation (ready, not terminating).
+
+        Not "has a free slot now": a router whose pods are all busy queues, and is ready;
+        answering 503 to its readiness probe under full load would take it out of its
+        Service exactly when it is needed (schemathesis found it, tests/unit/test_pools.py).
+        """
+        return any(p.schedulable for r in self._runners.values() for p in r.pool.pods())

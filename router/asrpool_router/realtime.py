@@ -1,7 +1,10 @@
 """Realtime transcription sessions over WebSocket (record and transcribe at once).
 
-One ``RealtimeSession`` per socket. It parses client events
-(``logic.realtime_protocol``), cuts the audio into utterances (``logic.chunking``)
+One ``RealtimeSession`` per socket. It speaks OpenAI's GA protocol, or the beta one to a
+client that asks for it (``logic.realtime_protocol`` says how it tells them apart). It
+parses client events, applies session updates field by field (``logic.realtime_settings``:
+each refused field gets its own ``error``, the rest applies, and the update is always
+answered), cuts the audio into utterances (``logic.chunking``)
 and sends each piece through the same scheduler as uploads (``dispatch.forward``)
 with realtime priority, so batch work never starves a live speaker and an OOM or a
 lost pod retries the piece elsewhere. Partials run at most one at a time per
@@ -47,8 +50,9 @@ from .logic.chunking import (
     PartialDue,
     SpeechStarted,
     SpeechStopped,
+    TimeoutTriggered,
 )
-from .logic.pcm import samples_to_ms, to_whisper_rate, wav_bytes
+from .logic.pcm import WHISPER_RATE, samples_to_ms, to_whisper_rate, wav_bytes
 from .logic.request import Priority
 from .transport import BufferedUpload
 
@@ -104,7 +108,10 @@ class RealtimeSession:
         self.limits = limits or SessionLimits()
         self.id = "sess_" + secrets.token_hex(8)
         self.config = proto.SessionConfig(chunking=self._pool_chunking(None))
-        self.chunker = Chunker(self.config.chunking)
+        self.chunker = Chunker(self.config.effective_chunking())
+        self.dialect = proto.dialect_at_connect(
+            websocket.headers.get("openai-beta"), websocket.scope.get("subprotocols", [])
+        )
         self._send_lock = asyncio.Lock()
         self._finals: asyncio.Queue[Committed | None] = asyncio.Queue()
         self._partial: asyncio.Task[None] | None = None
@@ -156,9 +163,7 @@ class RealtimeSession:
             return
         try:
             self._spawn(self._final_worker())
-            await self._send(
-                proto.session_event("transcription_session.created", self.config, self.id)
-            )
+            await self._send(proto.session_event("created", self.config, self.id, self.dialect))
             try:
                 await self._receive_loop()
             finally:
@@ -175,14 +180,10 @@ class RealtimeSession:
             if payload is None:
                 payload = message.get("bytes") or b""
             try:
-                event_id, command = proto.parse_event(payload, self.config)
+                event_id, command = proto.parse_event(payload, self.config, self._model_problem)
                 await self._handle(command, event_id)
             except proto.ProtocolError as err:
-                await self._send(
-                    proto.error_event(err.code, err.message, param=err.param, event_id=err.event_id)
-                )
-            except AsrpoolError as err:  # e.g. an unknown model in a session update
-                await self._send(proto.error_event(err.code.value, str(err), param=err.param))
+                await self._send(proto.as_event(err))
 
     async def _next_message(self) -> Message | None:
         """The client's next message; None once an idle session was told so and closed."""
@@ -215,21 +216,28 @@ class RealtimeSession:
 
     async def _handle(self, command: proto.Command, event_id: str | None) -> None:
         if isinstance(command, proto.UpdateSession):
-            config = command.config
-            if config.model != self.config.model:
-                self.state.pools.resolve(config.model or None)  # 404s early if unknown
-                if not config.chunking_chosen:
-                    config = replace(config, chunking=self._pool_chunking(config.model))
-            if config.chunking != self.config.chunking:
+            # Every field that could be applied is; each refused one gets its own error,
+            # and the update is always answered, so a client waiting for it never hangs.
+            self.dialect = command.dialect
+            for err in command.applied.errors:
+                err.event_id = event_id
+                await self._send(proto.as_event(err))
+            config = command.applied.config
+            if config.model != self.config.model and not config.chunking_chosen:
+                config = replace(config, chunking=self._pool_chunking(config.model))
+            if config.effective_chunking() != self.config.effective_chunking():
                 await self._on_events(self.chunker.commit())
-                self.chunker = Chunker(config.chunking)
+                self.chunker = Chunker(
+                    config.effective_chunking(),
+                    first_item=self.chunker.next_item,
+                    position=self.chunker.position,
+                )
             self.config = config
-            await self._send(
-                proto.session_event("transcription_session.updated", self.config, self.id)
-            )
+            await self._send(proto.session_event("updated", self.config, self.id, self.dialect))
         elif isinstance(command, proto.AppendAudio):
-            self._admit(command.samples.size / self.config.sample_rate, event_id)
-            samples = to_whisper_rate(command.samples, self.config.sample_rate)
+            rate = self.config.input_rate
+            self._admit(command.samples.size / rate, event_id)
+            samples = to_whisper_rate(command.samples, rate)
             await self._on_events(self.chunker.feed(samples))
         elif isinstance(command, proto.CommitAudio):
             events = self.chunker.commit()
@@ -243,6 +251,14 @@ class RealtimeSession:
         elif isinstance(command, proto.ClearAudio):
             self.chunker.clear()
             await self._send(proto.cleared())
+
+    def _model_problem(self, model: str) -> str | None:
+        """Why ``model`` cannot serve this session (the registry's words), or None."""
+        try:
+            self.state.pools.resolve(model)
+        except AsrpoolError as err:
+            return str(err)
+        return None
 
     def _pool_chunking(self, model: str | None) -> ChunkingPolicy:
         """The pool's live chunking (ASRPool spec.realtime), or the defaults."""
@@ -278,6 +294,9 @@ class RealtimeSession:
                 await self._send(proto.speech_started(item_id, samples_to_ms(event.start)))
             elif isinstance(event, SpeechStopped):
                 await self._send(proto.speech_stopped(item_id, samples_to_ms(event.end)))
+            elif isinstance(event, TimeoutTriggered):
+                start_ms, end_ms = samples_to_ms(event.start), samples_to_ms(event.end)
+                await self._send(proto.timeout_triggered(item_id, start_ms, end_ms))
             elif isinstance(event, PartialDue):
                 if self._partial is None or self._partial.done():
                     self._partial = self._spawn(self._run_partial(event))
@@ -304,7 +323,7 @@ class RealtimeSession:
 
     async def _one_partial(self, event: PartialDue) -> None:
         try:
-            text = await self._transcribe(event.audio, draft=True)
+            text = (await self._transcribe(event.audio, draft=True)).text
         except AsrpoolError:
             return  # a partial that fails is simply skipped; the final will retry
         if event.item in self._completed or not text:
@@ -320,8 +339,9 @@ class RealtimeSession:
                 return
             item_id = _item_id(self.id, event.item)
             self._final_running = True
+            with_logprobs = self.config.include_logprobs
             try:
-                text = await self._transcribe(event.audio)
+                final = await self._transcribe(event.audio, logprobs=with_logprobs)
             except AsrpoolError as err:
                 self._completed.add(event.item)
                 await self._send(proto.failed(item_id, err.code.value, str(err)))
@@ -330,31 +350,40 @@ class RealtimeSession:
                 self._final_running = False
             self._completed.add(event.item)
             self._shown.pop(event.item, None)
+            text = final.text
             if text:
                 self._context = (self._context + " " + text).strip()[-self.limits.prompt_chars :]
-            await self._send(proto.completed(item_id, text))
+            seconds = event.audio.size / WHISPER_RATE
+            await self._send(
+                proto.completed(item_id, text, seconds, final.logprobs, with_logprobs=with_logprobs)
+            )
 
-    async def _transcribe(self, samples: np.ndarray, *, draft: bool = False) -> str:
+    async def _transcribe(
+        self, samples: np.ndarray, *, draft: bool = False, logprobs: bool = False
+    ) -> proto.Final:
         runner = self.state.pools.resolve(self.config.model or None)
         fields = [("model", runner.model), ("response_format", "json")]
         if draft:
             fields.append(("asrpool_draft", "true"))  # our worker decodes greedily
+        if logprobs:
+            # OpenAI's form field; the worker answers OpenAI's list of {token, logprob, bytes}.
+            fields.append(("include[]", "logprobs"))
         if self.config.language:
             fields.append(("language", self.config.language))
-        prompt = " ".join(p for p in (self.config.prompt, self._context) if p)
+        prompt = " ".join(p for p in (self.config.whisper_prompt(), self._context) if p)
         if prompt:
             fields.append(("prompt", prompt))
         wav = wav_bytes(samples)
         job = Job(
             path="/v1/audio/transcriptions",
             upload=BufferedUpload("chunk.wav", "audio/wav", io.BytesIO(wav), len(wav), fields),
-            audio_seconds=samples.size / 16_000,
+            audio_seconds=samples.size / WHISPER_RATE,
             priority=Priority.REALTIME,
         )
         answer = await forward(runner, job, self.state.transport, self.state.timeouts)
         try:
-            return str(json.loads(answer.content)["text"]).strip()
-        except (ValueError, KeyError, TypeError) as exc:
+            return proto.final_answer(answer.content)
+        except ValueError as exc:
             raise AsrpoolError(ErrorCode.INTERNAL_ERROR) from exc
 
     # --- plumbing -------------------------------------------------------------------

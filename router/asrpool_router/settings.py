@@ -23,6 +23,11 @@ class RouterSettings:
     queue_timeout_s: float = 120.0
     # Uploads at least this long are cut at pauses and decoded across the pool; 0: never.
     shard_min_s: float = 60.0
+    # Answers to identical requests, kept (logic/result_cache.py): this much memory (0: off),
+    # or in Redis (shared by a fleet of routers) for cache_ttl_s.
+    cache_mb: float = 64.0
+    cache_redis: str | None = None
+    cache_ttl_s: float = 3600.0
     max_attempts: int = 0  # a cap on attempts per request; 0: none (see logic/retry.py)
     request_timeout_s: float = 300.0  # cap on one attempt, however long the audio
     # Outlier ejection (logic/breaker.py): faults in a row, first cool-down, most out at once.

@@ -4,13 +4,12 @@ Chromium's fake microphone plays espeak-ng speech (the ``speech`` fixture's scor
 sentences, once, from the moment the page opens the microphone); the page streams
 it to ``/v1/realtime`` or uploads it, and we read the transcript back from the DOM.
 Debian's ``chromium`` is driven by the ``playwright`` package; nothing is downloaded
-(``scripts/ensure-system-packages.sh`` installs chromium, ``make test`` runs it).
+(``tests/support/browser.py``).
 """
 
 from __future__ import annotations
 
 import itertools
-import shutil
 import subprocess
 import wave
 from collections.abc import Iterator
@@ -23,23 +22,16 @@ from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwrigh
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import Clip
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
 from tests.support.procs import ServerProcess, router, workers
 from tests.support.speech import SCORED, SENTENCES, normalize, word_error_rate
 
 pytestmark = pytest.mark.slow
 
 API_KEY = "browser-test-key"
-# Headless, offline (no update, sync or QUIC traffic), no first-run UI, a fake microphone
-# that needs no permission prompt; the file it plays is added per page.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+# A fake microphone that needs no permission prompt; the file it plays is added per page.
+RECORDER_ARGS = [
+    *CHROMIUM_ARGS,
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
 ]
@@ -88,16 +80,6 @@ def clip_seconds(clip: Clip) -> float:
 def driver() -> Iterator[Playwright]:
     with sync_playwright() as pw:
         yield pw
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        raise RuntimeError(
-            "chromium is not installed; run `make test` "
-            "(scripts/ensure-system-packages.sh installs Debian's chromium)"
-        )
-    return path
 
 
 @dataclass
@@ -156,7 +138,7 @@ def open_page(driver: Playwright, microphone_wav: Path, tmp_path: Path) -> Itera
             headless=True,
             # %noloop: the file plays once, so the transcript can only hold its sentences
             # in order, however long a slow machine takes.
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={microphone_wav}%noloop"],
+            args=[*RECORDER_ARGS, f"--use-file-for-fake-audio-capture={microphone_wav}%noloop"],
             permissions=["microphone", "clipboard-read", "clipboard-write"],
             viewport={"width": 900, "height": 760},
         )
@@ -301,6 +283,10 @@ def test_page_audio_helpers_resample_encode_and_track_items(
             for (const p of parts) { out.set(p, o); o += p.length; }
             return Array.from(out);
           };
+          // The live stream: 24 kHz, but only the band the server's 16 kHz keeps.
+          const live = (hz) => Array.from(
+            new pcm.Resampler(48000, pcm.LIVE_RATE, 8, pcm.SPEECH_BAND_HZ)
+              .push(tone(hz, 48000, 1)));
           const pieces = new pcm.PieceBuffer();
           const cut = pieces.push(new Int16Array(3500)).map((p) => p.length);
           const t = new Transcript();
@@ -319,6 +305,8 @@ def test_page_audio_helpers_resample_encode_and_track_items(
             tone1k: resample(tone(1000, 48000, 1), 48000, [128, 1000, 4096, 7]),
             tone12k: resample(tone(12000, 48000, 1), 48000, [1024]),
             tone1k24: resample(tone(1000, 24000, 1), 24000, [333]),
+            live1k: live(1000),
+            live10k: live(10000),
             pcm16: Array.from(pcm.floatToPcm16([1, -1, 0, 2, -2, 0.5])),
             b64: pcm.base64Pcm16(Int16Array.from([1, -2])),
             wav: Array.from(new Uint8Array(pcm.wavFile([Int16Array.from([1, 2, 3]),
@@ -340,6 +328,10 @@ def test_page_audio_helpers_resample_encode_and_track_items(
         assert abs(crossings - 875) <= 2, (name, rate, crossings)  # 1 kHz over 0.875 s
     # Above 8 kHz cannot be represented at 16 kHz: filtered out, not folded back as 4 kHz.
     assert max(abs(x) for x in result["tone12k"][1000:15000]) < 0.005
+    # The live stream is 24 kHz yet carries nothing the server's 16 kHz would fold back.
+    assert abs(len(result["live1k"]) - 24000) <= 30
+    assert 0.49 < max(result["live1k"][2000:20000]) < 0.51
+    assert max(abs(x) for x in result["live10k"][2000:20000]) < 0.005
 
     assert result["pcm16"] == [32767, -32768, 0, 32767, -32768, 16384]
     assert result["b64"] == "AQD+/w=="  # little-endian: 01 00, fe ff

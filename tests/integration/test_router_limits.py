@@ -309,7 +309,7 @@ def try_session(proc: ServerProcess, key: str | None) -> Session | None:
     )
     session = Session(ws, stack).start()
     first = session.inbox.get(timeout=10).event
-    if first["type"] == "transcription_session.created":
+    if first["type"] == "session.created":  # a GA session (no beta header)
         return session
     session.close()
     assert first["error"]["code"] == "session_limit_reached", first

@@ -138,7 +138,17 @@ def cluster(
     install_crd(cp)
     port = free_port()
     router = ServerProcess(
-        ["router", "--kubernetes", "--namespace", namespace, "--no-auth", "--port", str(port)],
+        [
+            "router",
+            "--kubernetes",
+            "--namespace",
+            namespace,
+            "--no-auth",
+            "--port",
+            str(port),
+            "--cache-mb",
+            "0",
+        ],  # routing is under test: every request must reach a pod
         port,
         tmp_path / "router.log",
         env={"KUBECONFIG": str(cp.kubeconfig)},

@@ -92,17 +92,77 @@ def test_switches_turn_resources_on_and_off(control_plane: ControlPlane) -> None
         render(
             control_plane,
             "serviceMonitor.enabled=true",
+            "podMonitor.enabled=true",
+            "grafana.dashboard.enabled=true",
             "networkPolicy.enabled=false",
             "operator.scope=cluster",
             "router.apiKey.existingSecret=my-keys",
         )
     )
     assert got["ServiceMonitor"] == ["rel-asrpool-router"]
+    assert sorted(got["PodMonitor"]) == ["rel-asrpool-operator", "rel-asrpool-workers"]
+    assert got["ConfigMap"] == ["rel-asrpool-grafana-dashboard"]
     assert "NetworkPolicy" not in got and "Secret" not in got
     assert got["ClusterRole"] == ["rel-asrpool-operator"]
     assert got["ClusterRoleBinding"] == ["rel-asrpool-operator"]
     assert kinds(render(control_plane, "router.enabled=false", "operator.enabled=false")) == {
         "NetworkPolicy": ["rel-asrpool-workers"]
+    }
+
+
+def _doc(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+def test_the_grafana_dashboard_is_a_configmap_for_the_sidecar(control_plane: ControlPlane) -> None:
+    docs = render(
+        control_plane,
+        "grafana.dashboard.enabled=true",
+        "grafana.dashboard.namespace=monitoring",
+        "grafana.dashboard.annotations.grafana_folder=Speech",
+    )
+    cm = _doc(docs, "ConfigMap", "rel-asrpool-grafana-dashboard")
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"  # the sidecar's default label
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "Speech"}
+    # The file the chart ships, byte for byte, and JSON Grafana can load.
+    shipped = (CHART / "dashboards" / "asrpool.json").read_text()
+    assert cm["data"]["asrpool.json"] == shipped.rstrip("\n")
+    assert json.loads(cm["data"]["asrpool.json"])["uid"] == "asrpool-pools"
+
+
+def test_pod_monitors_label_worker_series_with_their_model_and_keep_the_operators(
+    control_plane: ControlPlane,
+) -> None:
+    docs = render(control_plane, "podMonitor.enabled=true", "serviceMonitor.enabled=true")
+    workers = _doc(docs, "PodMonitor", "rel-asrpool-workers")["spec"]
+    assert workers["selector"]["matchLabels"] == {
+        "app.kubernetes.io/part-of": "asrpool",
+        "app.kubernetes.io/component": "worker",
+    }
+    assert workers["namespaceSelector"] == {"matchNames": ["speech"]}
+    (endpoint,) = workers["podMetricsEndpoints"]
+    assert endpoint["port"] == "http"  # the worker container's port name (logic/manifests.py)
+    assert endpoint["relabelings"] == [
+        {
+            "sourceLabels": ["__meta_kubernetes_pod_annotation_asrpool_dev_model"],
+            "targetLabel": "pool",
+        }
+    ]
+    operator = _doc(docs, "PodMonitor", "rel-asrpool-operator")["spec"]
+    assert operator["podMetricsEndpoints"][0]["honorLabels"] is True
+    op = _container(docs, "rel-asrpool-operator")
+    assert "--metrics-port=9090" in op["args"]
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in op["ports"]
+    router = _doc(docs, "ServiceMonitor", "rel-asrpool-router")["spec"]
+    assert router["endpoints"][0]["honorLabels"] is True
+    # Without the operator's metrics port there is nothing to scrape there.
+    off = kinds(render(control_plane, "podMonitor.enabled=true", "operator.metricsPort=0"))
+    assert off["PodMonitor"] == ["rel-asrpool-workers"]
+    cluster = render(control_plane, "podMonitor.enabled=true", "operator.scope=cluster")
+    assert _doc(cluster, "PodMonitor", "rel-asrpool-workers")["spec"]["namespaceSelector"] == {
+        "any": True
     }
 
 

@@ -135,7 +135,17 @@ def k8s_router(
 ) -> Iterator[str]:
     port = free_port()
     proc = ServerProcess(
-        ["router", "--kubernetes", "--namespace", namespace, "--no-auth", "--port", str(port)],
+        [
+            "router",
+            "--kubernetes",
+            "--namespace",
+            namespace,
+            "--no-auth",
+            "--port",
+            str(port),
+            "--cache-mb",
+            "0",
+        ],  # routing is under test: every request must reach a pod
         port,
         tmp_path / "router.log",
         env={"KUBECONFIG": str(control_plane.kubeconfig)},
@@ -197,7 +207,12 @@ def test_pools_follow_asrpool_objects(
     cp = control_plane
     apply(cp, namespace, asrpool("small", "tiny.en", concurrency={"perPod": 1}))
     apply(cp, namespace, asrpool("other", "large-v3"))
-    models = lambda: sorted(m["id"] for m in httpx.get(f"{k8s_router}/v1/models").json()["data"])  # noqa: E731
+
+    def models() -> list[str]:
+        """The pools (aliases and OpenAI's names for the default pool are listed too)."""
+        cards = httpx.get(f"{k8s_router}/v1/models").json()["data"]
+        return sorted(m["id"] for m in cards if m["asrpool_kind"] == "pool")
+
     eventually(lambda: models() == ["large-v3", "tiny.en"], "both pools listed")
     with pod_workers(tmp_path, 1) as (w,):
         apply(cp, namespace, endpoint_slice("small-0", "small", w))

@@ -141,7 +141,9 @@ def router(
 ) -> Iterator[ServerProcess]:
     """``asrpool router`` in front of ``backends``: ``--no-auth``, or these ``api_keys``."""
     port = free_port()
-    args = ["router", "--port", str(port)]
+    # Tests of routing send the same clips again and again: without this most of them would
+    # be answered from the answer cache. Tests of the cache pass --cache-mb/--cache-redis.
+    args = ["router", "--port", str(port), "--cache-mb", "0"]
     env = {}
     if api_keys:
         env["ASRPOOL_API_KEYS"] = ",".join(api_keys)
@@ -171,11 +173,25 @@ class LocalPool:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
+    def worker_pid(self, url: str) -> int:
+        """The pid of the worker process serving ``url`` (a child of ``asrpool local``)."""
+        port = url.rsplit(":", 1)[1]
+        # Every thread's children: a restarted worker is started by the supervisor thread.
+        tasks = Path(f"/proc/{self.proc.proc.pid}/task").iterdir()
+        children = [c for t in tasks for c in (t / "children").read_text().split()]
+        for child in children:
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+                if b"worker" in argv and port.encode() in argv:
+                    return int(child)
+        raise LookupError(f"no worker of {self.url} serves {url}; children: {children}")
+
 
 def start_local(tmp: Path, *extra: str, workers: int = 2) -> LocalPool:
     port = free_port()
+    no_cache = ["--cache-mb", "0"]  # as for router() above
     proc = ServerProcess(
-        ["local", "--workers", str(workers), "--port", str(port), *LEAN_WORKER, *extra],
+        ["local", "--workers", str(workers), "--port", str(port), *no_cache, *LEAN_WORKER, *extra],
         port,
         tmp / "local.log",
     )

@@ -1,4 +1,10 @@
-"""A small realtime client for tests: sends PCM at a chosen pace, records events with times."""
+"""A small realtime client for tests: sends PCM at a chosen pace, records events with times.
+
+It speaks the beta dialect (it says so with the ``OpenAI-Beta: realtime=v1`` header, or the
+``openai-beta.realtime-v1`` subprotocol), because only beta can declare asrpool's 16 kHz
+PCM16, the rate of the test clips. The GA dialect is tested through the ``openai`` SDK
+itself (test_realtime_openai_sdk.py).
+"""
 
 from __future__ import annotations
 
@@ -142,9 +148,11 @@ def open_session(
     headers = {}
     subprotocols = None
     if api_key and subprotocol_key:
-        subprotocols = ["realtime", f"openai-insecure-api-key.{api_key}"]
-    elif api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
+        subprotocols = ["realtime", f"openai-insecure-api-key.{api_key}", "openai-beta.realtime-v1"]
+    else:
+        headers["OpenAI-Beta"] = "realtime=v1"
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
     stack = contextlib.ExitStack()
     ws = stack.enter_context(
         connect(

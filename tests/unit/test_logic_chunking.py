@@ -13,7 +13,9 @@ from asrpool_router.logic.chunking import (
     PartialDue,
     SpeechStarted,
     SpeechStopped,
+    TimeoutTriggered,
 )
+from asrpool_router.logic.vad import VadPolicy
 
 RATE = 16_000
 
@@ -33,6 +35,11 @@ def feed_in_pieces(chunker: Chunker, audio: np.ndarray, piece: int = 1600) -> li
     for i in range(0, audio.size, piece):
         events += chunker.feed(audio[i : i + piece])
     return events
+
+
+def frames_of(ms: int, frame_ms: int = 30) -> int:
+    """Samples in the whole frames that first reach ``ms`` (the chunker counts in frames)."""
+    return -(-ms // frame_ms) * frame_ms * RATE // 1000
 
 
 def of(kind, events):
@@ -127,6 +134,60 @@ def test_clear_drops_the_open_item():
     assert chunker.commit() == []
 
 
+def test_an_idle_timeout_commits_each_quiet_stretch_after_saying_so():
+    chunker = Chunker(ChunkingPolicy(idle_timeout_ms=2000))
+    events = feed_in_pieces(chunker, quiet(4500, amplitude=30))
+    kinds = [type(e) for e in events]
+    assert kinds == [TimeoutTriggered, Committed, TimeoutTriggered, Committed]
+    first, second = of(TimeoutTriggered, events)
+    stretch = frames_of(2000)
+    assert (first.start, first.end) == (0, stretch)
+    assert (second.start, second.end) == (stretch, 2 * stretch)
+    commits = of(Committed, events)
+    assert [c.item for c in commits] == [first.item, second.item] == [1, 2]
+    assert [c.audio.size for c in commits] == [stretch, stretch]
+
+
+def test_the_idle_timeout_counts_from_the_end_of_the_last_utterance():
+    chunker = Chunker(ChunkingPolicy(idle_timeout_ms=2000))
+    events = feed_in_pieces(chunker, np.concatenate([quiet(1500), tone(1000), quiet(2000)]))
+    (spoken,) = [c for c in of(Committed, events) if c.item == 1]
+    assert not of(TimeoutTriggered, events)  # speech restarted the count
+    events = feed_in_pieces(chunker, quiet(1000))
+    (timeout,) = of(TimeoutTriggered, events)
+    assert timeout.start == spoken.start + spoken.audio.size and timeout.item == 2
+    assert timeout.end - timeout.start == frames_of(2000)
+
+
+def test_no_idle_timeout_when_the_client_commits_by_hand():
+    chunker = Chunker(ChunkingPolicy(server_vad=False, idle_timeout_ms=1000))
+    assert not of(TimeoutTriggered, feed_in_pieces(chunker, quiet(3000)))
+
+
+def test_a_chunker_that_takes_over_continues_the_items_and_the_clock():
+    old = Chunker(ChunkingPolicy())
+    feed_in_pieces(old, np.concatenate([tone(1000), quiet(800)]))
+    old.commit()
+    new = Chunker(
+        ChunkingPolicy(silence_duration_ms=800), first_item=old.next_item, position=old.position
+    )
+    (started,) = of(SpeechStarted, feed_in_pieces(new, tone(1000)))
+    assert started.item == 2 and started.start >= 1800 * 16 - 300 * 16
+
+
+def test_noise_reduction_keeps_a_loud_hum_from_opening_utterances_but_not_speech():
+    t = np.arange(RATE * 3) / RATE
+    hum = (8000 * np.sin(2 * np.pi * 50 * t)).astype(np.int16)
+    plain = Chunker(ChunkingPolicy())
+    assert of(SpeechStarted, feed_in_pieces(plain, hum))  # the hum counts as speech
+    reduced = ChunkingPolicy(vad=VadPolicy(low_cut_hz=100.0))
+    assert not of(SpeechStarted, feed_in_pieces(Chunker(reduced), hum))
+    voice = np.concatenate([hum[:RATE], (hum[RATE : 2 * RATE] // 2 + tone(1000)), hum[:RATE]])
+    events = feed_in_pieces(Chunker(reduced), voice)
+    (started,) = of(SpeechStarted, events)
+    assert abs(started.start - (RATE - 300 * 16)) <= 90 * 16  # at the voice, less the padding
+
+
 pieces = st.lists(
     st.tuples(st.sampled_from(["speech", "quiet", "soft"]), st.integers(30, 2500)),
     min_size=1,
@@ -185,3 +246,31 @@ def test_vad_items_are_ordered_disjoint_bounded_and_hold_every_loud_sample(plan,
         start += n
     # Every item that started was committed exactly once.
     assert sorted(e.item for e in of(SpeechStarted, events)) == sorted(c.item for c in commits)
+
+
+@settings(max_examples=60, deadline=None)
+@given(plan=pieces, piece=st.integers(1, 5000))
+def test_with_an_idle_timeout_items_stay_ordered_disjoint_and_each_timeout_is_committed(
+    plan, piece
+):
+    audio = render(plan)
+    chunker = Chunker(ChunkingPolicy(max_utterance_ms=3000, min_chunk_ms=800, idle_timeout_ms=1000))
+    events = feed_in_pieces(chunker, audio, piece) + chunker.commit()
+    end, items = 0, []
+    for n, event in enumerate(events):
+        if isinstance(event, Committed):
+            assert event.start >= end
+            np.testing.assert_array_equal(
+                event.audio, audio[event.start : event.start + event.audio.size]
+            )
+            end = event.start + event.audio.size
+            items.append(event.item)
+        if isinstance(event, TimeoutTriggered):
+            following = events[n + 1]
+            assert isinstance(following, Committed) and following.item == event.item
+            assert (following.start, following.start + following.audio.size) == (
+                event.start,
+                event.end,
+            )
+            assert event.end - event.start == frames_of(1000)
+    assert items == sorted(set(items))  # each item once, in order

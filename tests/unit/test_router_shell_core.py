@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import io
+import time
 import wave
 
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from asrpool.wire import AsrpoolError
+from asrpool_router.app import create_app
 from asrpool_router.auth import ApiKeyAuth, bearer_token, key_matches
+from asrpool_router.dispatch import PoolRunner
 from asrpool_router.logic.audio_estimate import (
     COMPRESSED_BYTES_PER_SECOND,
     attempt_timeout_s,
     estimate_audio_seconds,
 )
+from asrpool_router.logic.pool import Granted, Pool, PoolPolicy
+from asrpool_router.logic.request import Priority
 from asrpool_router.logic.stats import RequestStats, merge
+from asrpool_router.metrics import RouterMetrics
+from asrpool_router.settings import RouterSettings
 
 
 def wav_bytes(seconds: float, rate: int = 16_000) -> bytes:
@@ -142,3 +152,67 @@ def test_names_lists_pools_aliases_and_openais_names_once_each():
     ]
     assert next(n for n, _, k in names if k == "openai") == "whisper-1"
     assert len({n for n, _, _ in names}) == len(names)
+
+
+def test_max_concurrent_counts_the_busy_slots_of_pods_in_rotation() -> None:
+    runner = PoolRunner(Pool("tiny.en", PoolPolicy(per_pod=2)), RouterMetrics(CollectorRegistry()))
+    for pod in ("a", "b"):
+        runner.pool.upsert_pod(pod, f"http://{pod}", now=0.0)
+    grants = [
+        runner.pool.submit(audio_seconds=1.0, priority=Priority.INTERACTIVE, now=0.0)
+        for _ in range(4)
+    ]
+    assert all(isinstance(g, Granted) for g in grants)
+    snap = runner.snapshot()
+    assert (snap["active_tasks"], snap["max_concurrent"]) == (4, 4)  # full, not 0
+    runner.pool.upsert_pod("b", "http://b", ready=False, now=1.0)
+    assert runner.snapshot()["max_concurrent"] == 2  # a pod out of rotation brings none
+
+
+def test_stats_live_and_metrics_show_the_queue_by_class_and_live_sessions() -> None:
+    app = create_app(RouterSettings(auth=False, per_pod=1))
+    state = app.state.router
+    runner = state.pools.ensure("tiny.en")
+    now = time.monotonic()  # the runner's clock
+    runner.pool.upsert_pod("tiny-worker-a", "http://10.0.0.7:9000", now=now)
+    for priority in (Priority.INTERACTIVE, Priority.INTERACTIVE, Priority.BATCH):
+        runner.pool.submit(audio_seconds=1.0, priority=priority, now=now)  # 1 runs, 2 wait
+    assert state.sessions.open(None) is None
+    with TestClient(app) as client:
+        page = client.get("/metrics").text
+        live = client.get("/stats/live").json()
+        stats = client.get("/stats").json()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(page)
+        for s in f.samples
+    }
+    assert samples[("asrpool_router_sessions_open", ())] == 1
+    by_class = {
+        dict(labels)["priority"]: v
+        for (name, labels), v in samples.items()
+        if name == "asrpool_router_queue_depth_by_priority"
+    }
+    assert by_class == {"realtime": 0, "interactive": 1, "batch": 1}
+    # /stats/live is /stats (one function builds both), plus what the dashboard draws.
+    assert live["stats"] == stats
+    assert stats["pools"][0]["queue_by_priority"] == {"realtime": 0, "interactive": 1, "batch": 1}
+    assert live["sessions"]["open"] == 1
+    assert set(live["history"]["pools"]) == {"tiny.en"}
+
+
+def test_a_router_whose_pods_are_all_busy_is_still_ready():
+    # Found by schemathesis: /readyz said 503 no_ready_pods while the only slot was in use,
+    # which would take a fully loaded router out of its Service.
+    from asrpool_router.logic.pool import Granted
+    from asrpool_router.logic.request import Priority
+
+    pools = _registry()
+    pool = pools.resolve("tiny.en").pool
+    assert not pools.any_ready()  # no pod at all
+    pool.upsert_pod("a", "http://a", now=0.0, load=None)
+    while isinstance(pool.submit(audio_seconds=1.0, priority=Priority.BATCH, now=0.0), Granted):
+        pass  # every slot taken: the next request queues
+    assert pools.any_ready()
+    pool.upsert_pod("a", "http://a", ready=False, now=0.0)
+    assert not pools.any_ready()

@@ -17,19 +17,22 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NotRequired
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
 
 from asrpool import formats
 from asrpool import transcript_stream as stream_events
+from asrpool.audio_answers import ModelList
 from asrpool.formats import FORMATS
 from asrpool.http_errors import install_error_handlers
-from asrpool.http_server import Once, OwnedStream
+from asrpool.http_server import HeadAsGet, Once, OwnedStream
+from asrpool.openapi import audio_route, install_openapi, text_route
 from asrpool.transcript import Segment, Transcript
 from asrpool.uploads import read_audio_form, too_large
 from asrpool.wire import IN_FLIGHT_HEADER, SLOTS_HEADER, AsrpoolError, ErrorCode
@@ -52,6 +55,36 @@ RECOVERING_MESSAGE = (
     "This speech server is freeing its GPU memory and will be back shortly. "
     "Send the request again: another server can take it."
 )
+
+
+# What the audio routes may answer besides 200 (500 the document adds to every route).
+AUDIO_ERRORS = (
+    ErrorCode.INVALID_AUDIO,
+    ErrorCode.INVALID_REQUEST,
+    ErrorCode.MODEL_NOT_FOUND,
+    ErrorCode.REQUEST_TIMEOUT,
+    ErrorCode.FILE_TOO_LARGE,
+    ErrorCode.GPU_OOM,
+    ErrorCode.SERVICE_UNAVAILABLE,
+    ErrorCode.MODEL_LOAD_FAILED,
+    ErrorCode.WORKER_BUSY,
+)
+DESCRIPTION = (
+    "An asrpool worker: one Whisper model behind OpenAI's audio API, for the router (or any "
+    "OpenAI client). Errors are in OpenAI's shape with a stable `code`, also in the "
+    "`x-asrpool-error-code` header; every answer carries `x-asrpool-slots` and "
+    "`x-asrpool-in-flight`."
+)
+
+
+class Readiness(TypedDict):
+    """What the worker says of itself; ``recovery`` only while it recovers."""
+
+    status: Literal["ready", "loading", "model_load_failed", "recovering"]
+    model: str
+    memory: dict[str, float]
+    load: dict[str, int]
+    recovery: NotRequired[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -202,37 +235,48 @@ def create_app(
             if task is not None and not task.done():
                 task.cancel()
 
-    app = FastAPI(title="asrpool worker", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="asrpool worker", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(LoadHeaders, slots=state.slots)
     app.state.worker = state
     install_error_handlers(app)
+    install_openapi(app, description=DESCRIPTION)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Loading, failed, or recovering."}},
+    )
     async def readyz() -> JSONResponse:
-        body: dict[str, Any] = {
+        body: Readiness = {
+            "status": "ready",
             "model": settings.model_name,
             "memory": state.guard.snapshot(),
             "load": {"slots": state.slots.slots, "in_flight": state.slots.in_use},
         }
         if state.recovery.recovering:
             body["recovery"] = state.recovery.snapshot()
-            return JSONResponse({"status": "recovering", **body}, status_code=503)
+            return JSONResponse({**body, "status": "recovering"}, status_code=503)
         if state.engine is not None:
-            return JSONResponse({"status": "ready", **body})
+            return JSONResponse(body)
         if state.load_error is not None:
-            return JSONResponse({"status": "model_load_failed", **body}, status_code=503)
-        return JSONResponse({"status": "loading", **body}, status_code=503)
+            return JSONResponse({**body, "status": "model_load_failed"}, status_code=503)
+        return JSONResponse({**body, "status": "loading"}, status_code=503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        **text_route(CONTENT_TYPE_LATEST.split(";")[0], "Prometheus metrics (text format)."),
+    )
     async def metrics() -> Response:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
+    async def models() -> ModelList:
         return {
             "object": "list",
             "data": [
@@ -240,11 +284,21 @@ def create_app(
             ],
         }
 
-    @app.post("/v1/audio/transcriptions")
+    upload_mb = settings.max_upload_bytes
+
+    @app.post(
+        "/v1/audio/transcriptions",
+        **audio_route(summary="Transcribe audio", errors=AUDIO_ERRORS, max_upload_bytes=upload_mb),
+    )
     async def transcriptions(request: Request) -> Response:
         return await _handle(request, state, task="transcribe", endpoint="transcriptions")
 
-    @app.post("/v1/audio/translations")
+    @app.post(
+        "/v1/audio/translations",
+        **audio_route(
+            summary="Translate audio into English", errors=AUDIO_ERRORS, max_upload_bytes=upload_mb
+        ),
+    )
     async def translations(request: Request) -> Response:
         return await _handle(request, state, task="translate", endpoint="translations")
 

@@ -23,6 +23,14 @@ Scheduling and admission, one concept per module::
     retry.py       outcome → retry elsewhere now, back off, or give up
     rng.py         the randomness seam
 
-The realtime audio helpers (chunking, VAD, PCM, length estimates) and the /stats
-counters live here too, each module with its own docstring.
+Live sessions, one concept per module::
+
+    realtime_protocol.py  client events → commands; server events, GA and beta shapes
+    realtime_settings.py  a session's settings, and a session update applied field by field
+    realtime_errors.py    the ``error`` event and the exception that becomes one
+    chunking.py    live audio → utterances, cut in pauses (VAD: vad.py)
+    pcm.py, g711.py  base64 PCM16 / G.711 → 16 kHz samples, WAV for the pods
+
+The audio-length estimate and the /stats counters live here too, each module with its own
+docstring.
 """

@@ -6,6 +6,10 @@ utterance is due, the utterance ended (committed: transcribe it for good). Cuts
 fall in silence, never mid-word: at the end of a pause (server VAD), or, when an
 utterance outgrows the maximum window, at the quietest frame near its end. With
 turn detection off the client commits by hand and everything it sent is one item.
+With ``idle_timeout_ms`` (server VAD only), a stretch of that much audio without speech
+is committed as an item of its own after a ``TimeoutTriggered`` (OpenAI's
+``input_audio_buffer.timeout_triggered``): a speaker too quiet for the VAD is still
+transcribed, and the client learns the line went silent.
 
 What the seed did instead: cut every 3 s or 50 KB, wherever that fell, so words
 at the borders were split and misheard.
@@ -36,6 +40,8 @@ class ChunkingPolicy:
     cut_search_ms: int = 2_000  # a forced cut looks this far back for the quietest frame
     first_partial_ms: int = 500  # first partial after this much of an utterance
     partial_interval_ms: int = 700  # then one per this much new audio
+    # Server VAD: this much audio without speech is committed as its own item; None: never.
+    idle_timeout_ms: int | None = None
     vad: VadPolicy = field(default_factory=VadPolicy)
 
     def __post_init__(self) -> None:
@@ -45,6 +51,8 @@ class ChunkingPolicy:
             raise ValueError("need 0 < min_chunk_ms < max_utterance_ms")
         if self.partial_interval_ms <= 0 or self.first_partial_ms <= 0:
             raise ValueError("partial cadence must be positive")
+        if self.idle_timeout_ms is not None and self.idle_timeout_ms < self.vad.frame_ms:
+            raise ValueError("idle_timeout_ms must be at least one frame")
 
 
 @dataclass(frozen=True)
@@ -77,17 +85,29 @@ class Committed:
     audio: np.ndarray
 
 
-Event = SpeechStarted | SpeechStopped | PartialDue | Committed
+@dataclass(frozen=True)
+class TimeoutTriggered:
+    """``idle_timeout_ms`` of audio passed without speech (samples ``start``…``end``);
+    a ``Committed`` of that audio follows."""
+
+    item: int
+    start: int
+    end: int
+
+
+Event = SpeechStarted | SpeechStopped | PartialDue | Committed | TimeoutTriggered
 
 
 class Chunker:
-    def __init__(self, policy: ChunkingPolicy) -> None:
+    def __init__(self, policy: ChunkingPolicy, *, first_item: int = 1, position: int = 0) -> None:
+        """``first_item`` and ``position`` continue a session's numbering and audio clock
+        when its settings change and a new chunker takes over."""
         self.policy = policy
         self._vad = EnergyVad(policy.vad)
         self._frame = ms_to_samples(policy.vad.frame_ms)
         self._pending = np.zeros(0, dtype=np.int16)  # samples not yet a whole frame
-        self._position = 0  # absolute index of the next frame's first sample
-        self._next_item = 1
+        self._position = position  # absolute index of the next frame's first sample
+        self._next_item = first_item
         # The open item: its start, its frames, and each frame's loudness (for cuts).
         self._item: int | None = None
         self._item_start = 0
@@ -98,6 +118,9 @@ class Chunker:
         self._preroll: list[tuple[int, np.ndarray, float]] = []
         self._speech_run = 0
         self._silence_run = 0
+        # Server VAD with an idle timeout: the audio since the last item (or timeout).
+        self._idle_frames: list[np.ndarray] = []
+        self._idle_start = position
 
     # --- input ----------------------------------------------------------------------
 
@@ -137,6 +160,16 @@ class Chunker:
         self._frames, self._levels = [], []
         self._preroll = []
         self._speech_run = self._silence_run = 0
+        self._idle_frames, self._idle_start = [], self._position
+
+    @property
+    def next_item(self) -> int:
+        return self._next_item
+
+    @property
+    def position(self) -> int:
+        """Samples taken so far, the session's audio clock."""
+        return self._position + self._pending.size
 
     @property
     def buffered_samples(self) -> int:
@@ -172,13 +205,34 @@ class Chunker:
         keep = pad_frames + self._speech_run
         self._preroll = self._preroll[-keep:]
         if self._speech_run * self.policy.vad.frame_ms < self.policy.min_speech_ms:
-            return []
+            return self._idle_timeout(frame)
+        self._idle_frames = []
         self._item = self._new_item()
         self._item_start = self._preroll[0][0]
         for _, f, lv in self._preroll:
             self._append(f, lv)
         self._preroll, self._speech_run, self._silence_run = [], 0, 0
         return [SpeechStarted(self._item, self._item_start), *self._after_append()]
+
+    def _idle_timeout(self, frame: np.ndarray) -> list[Event]:
+        """Count a frame without speech; at ``idle_timeout_ms`` commit the quiet stretch."""
+        timeout_ms = self.policy.idle_timeout_ms
+        if timeout_ms is None:
+            return []
+        if not self._idle_frames:
+            self._idle_start = self._position
+        self._idle_frames.append(frame)
+        if len(self._idle_frames) * self.policy.vad.frame_ms < timeout_ms:
+            return []
+        item = self._new_item()
+        audio = np.concatenate(self._idle_frames)
+        start, self._idle_frames = self._idle_start, []
+        # The stretch is its own item now; speech that follows must not reach back into it.
+        self._preroll, self._speech_run = [], 0
+        return [
+            TimeoutTriggered(item, start, start + audio.size),
+            Committed(item, start, audio),
+        ]
 
     def _open_if_manual(self) -> None:
         if self._item is None and not self.policy.server_vad:
@@ -233,6 +287,7 @@ class Chunker:
         self._last_partial_len = 0
         self._silence_run = self._speech_run = 0
         self._preroll = []
+        self._idle_frames = []
         return committed
 
     def _new_item(self) -> int:

@@ -1,10 +1,15 @@
-// Audio helpers for the recorder page: resample to 16 kHz, float → PCM16, 100 ms pieces,
-// base64 for the realtime socket, WAV files for the upload API.
+// Audio helpers for the recorder page: resample (24 kHz for the realtime socket, OpenAI's
+// rate; 16 kHz for uploads), float → PCM16, 100 ms pieces, base64, WAV files for uploads.
 //
 // Pure: arrays in, arrays out; no DOM, no audio nodes, no network. recorder.js calls these;
 // tests/integration/test_browser_page.py runs them in a real browser.
 
 export const TARGET_RATE = 16000;
+// A GA realtime session takes PCM16 at 24 kHz only; the server hears it at 16 kHz.
+export const LIVE_RATE = 24000;
+// What survives the server's 16 kHz (90 % of its Nyquist frequency): the live stream keeps
+// only this band, so the server's resampling has nothing above 8 kHz to fold back.
+export const SPEECH_BAND_HZ = 7200;
 export const PIECE_MS = 100;
 
 // Band-limited resampling with a windowed-sinc kernel, one chunk at a time.
@@ -12,13 +17,14 @@ export const PIECE_MS = 100;
 // kernel's cutoff sits below the lower Nyquist frequency, so 48 kHz speech loses
 // its >8 kHz content instead of folding it back as noise (plain decimation would).
 export class Resampler {
-  constructor(inRate, outRate = TARGET_RATE, zeroCrossings = 8) {
+  constructor(inRate, outRate = TARGET_RATE, zeroCrossings = 8, bandHz = Infinity) {
     if (!(inRate > 0) || !(outRate > 0)) throw new RangeError("sample rates must be positive");
     this.inRate = inRate;
     this.outRate = outRate;
     this.step = inRate / outRate; // input samples per output sample
-    // Cutoff in cycles per input sample: 90 % of the lower Nyquist frequency.
-    this.cutoff = 0.45 * Math.min(1, outRate / inRate);
+    // Cutoff in cycles per input sample: 90 % of the lower Nyquist frequency, or bandHz.
+    this.cutoff = Math.min(0.45 * Math.min(1, outRate / inRate), bandHz / inRate);
+    this.passThrough = inRate === outRate && !Number.isFinite(bandHz);
     this.halfWidth = zeroCrossings / (2 * this.cutoff); // input samples either side
     this.buffer = new Float32Array(0);
     this.bufferStart = 0; // absolute index of buffer[0]
@@ -28,14 +34,14 @@ export class Resampler {
   // Output samples for `input` (Float32Array); the last ~halfWidth input samples wait for
   // what follows them, so output lags input by a millisecond or so. flush() gives the rest.
   push(input) {
-    if (this.inRate === this.outRate) return Float32Array.from(input);
+    if (this.passThrough) return Float32Array.from(input);
     this._append(input);
     return this._run(this.bufferStart + this.buffer.length - this.halfWidth);
   }
 
   // Everything still owed, as if silence followed the input.
   flush() {
-    if (this.inRate === this.outRate) return new Float32Array(0);
+    if (this.passThrough) return new Float32Array(0);
     return this._run(this.bufferStart + this.buffer.length);
   }
 
@@ -96,7 +102,8 @@ export function floatToPcm16(samples) {
   return out;
 }
 
-// Cuts a stream of PCM16 samples into pieces of exactly `size` samples (100 ms at 16 kHz).
+// Cuts a stream of PCM16 samples into pieces of exactly `size` samples (100 ms at 16 kHz
+// unless told otherwise).
 export class PieceBuffer {
   constructor(size = (TARGET_RATE * PIECE_MS) / 1000) {
     this.size = size;

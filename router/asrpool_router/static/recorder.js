@@ -1,18 +1,22 @@
-// The recorder page: microphone → 16 kHz PCM16 → the router, and the transcript back.
+// The recorder page: microphone → PCM16 → the router, and the transcript back.
 //
 // Two modes, picked by the "Transcribe while recording" box:
-//   live:   a realtime session (/v1/realtime?intent=transcription); 100 ms pieces go out as
+//   live:   a realtime session (/v1/realtime?intent=transcription) in OpenAI's GA shape
+//           (session.update / session.updated, 24 kHz PCM16); 100 ms pieces go out as
 //           they are recorded, partial text shows while you speak, each utterance turns
 //           final when the server completes it. Stop commits the rest, waits (bounded) for
 //           the outstanding utterances, then closes the socket.
-//   record: audio is kept in the page; Stop wraps it as a WAV file and posts it to
+//   record: audio is kept in the page (16 kHz); Stop wraps it as a WAV file and posts it to
 //           /v1/audio/transcriptions, the way users worked before the realtime endpoint.
 // The audio math lives in pcm.js and the transcript's bookkeeping in transcript.js (both
 // pure); this file holds the shells: capture, socket, upload, and the DOM.
 
 import {
+  LIVE_RATE,
+  PIECE_MS,
   PieceBuffer,
   Resampler,
+  SPEECH_BAND_HZ,
   TARGET_RATE,
   base64Pcm16,
   floatToPcm16,
@@ -89,12 +93,14 @@ function setBusy(busy) {
 
 // --- microphone -------------------------------------------------------------------------
 
-// Microphone → mono floats (AudioWorklet, else ScriptProcessor) → 16 kHz PCM16 pieces of
-// 100 ms, each handed to onPiece in order.
+// Microphone → mono floats (AudioWorklet, else ScriptProcessor) → PCM16 pieces of 100 ms at
+// `rate` (band-limited to `bandHz`), each handed to onPiece in order.
 class Capture {
-  constructor(onPiece) {
+  constructor(onPiece, rate = TARGET_RATE, bandHz = Infinity) {
     this.onPiece = onPiece;
-    this.samples = 0; // 16 kHz samples produced so far
+    this.rate = rate;
+    this.bandHz = bandHz;
+    this.samples = 0; // samples at `rate` produced so far
     this.stopped = false;
   }
 
@@ -112,11 +118,11 @@ class Capture {
     }
     if (this.stopped) return this._release(); // Stop came while the browser asked
     const Context = window.AudioContext || window.webkitAudioContext;
-    // The device's own rate; pcm.js resamples to 16 kHz (browsers differ in whether a
-    // microphone may feed a context running at another rate).
+    // The device's own rate; pcm.js resamples (browsers differ in whether a microphone may
+    // feed a context running at another rate).
     this.context = new Context();
-    this.resampler = new Resampler(this.context.sampleRate, TARGET_RATE);
-    this.pieces = new PieceBuffer();
+    this.resampler = new Resampler(this.context.sampleRate, this.rate, 8, this.bandHz);
+    this.pieces = new PieceBuffer((this.rate * PIECE_MS) / 1000);
     this.source = this.context.createMediaStreamSource(this.stream);
     // Nodes only run when they lead to the destination; a muted gain keeps them silent.
     this.sink = this.context.createGain();
@@ -249,12 +255,16 @@ class LiveSession {
   _sessionUpdate() {
     this.updatesSent += 1;
     return {
-      type: "transcription_session.update",
+      type: "session.update",
       session: {
-        input_audio_format: "pcm16",
-        input_audio_sample_rate: TARGET_RATE,
-        input_audio_transcription: { language: this.language || null },
-        turn_detection: { type: "server_vad", silence_duration_ms: SILENCE_MS },
+        type: "transcription",
+        audio: {
+          input: {
+            format: { type: "audio/pcm", rate: LIVE_RATE },
+            transcription: { language: this.language || null },
+            turn_detection: { type: "server_vad", silence_duration_ms: SILENCE_MS },
+          },
+        },
       },
     };
   }
@@ -284,10 +294,10 @@ class LiveSession {
       return; // not ours to show
     }
     switch (event.type) {
-      case "transcription_session.created":
+      case "session.created":
         if (!this.stopping) setState("live");
         break;
-      case "transcription_session.updated":
+      case "session.updated":
         this.updatesAnswered += 1;
         break;
       case "error":
@@ -431,7 +441,7 @@ function render() {
 }
 
 function showProgress(capture, piece) {
-  const seconds = capture.samples / TARGET_RATE;
+  const seconds = capture.samples / capture.rate;
   ui.elapsed.dataset.seconds = seconds.toFixed(1);
   const whole = Math.floor(seconds);
   ui.elapsed.textContent = `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
@@ -455,10 +465,14 @@ async function start() {
     if (live) {
       run.session = new LiveSession({ key, language, transcript, onChange: render });
       run.session.onClosed = () => abandon(run);
-      run.capture = new Capture((piece) => {
-        showProgress(run.capture, piece);
-        run.session.sendAudio(piece); // queued until the socket is open
-      });
+      run.capture = new Capture(
+        (piece) => {
+          showProgress(run.capture, piece);
+          run.session.sendAudio(piece); // queued until the socket is open
+        },
+        LIVE_RATE,
+        SPEECH_BAND_HZ,
+      );
       // Connect while the browser asks for the microphone; audio waits in the outbox.
       run.session.connect();
       await run.capture.start();
@@ -488,7 +502,7 @@ async function stop() {
     if (run.live) {
       await run.session.finish();
     } else {
-      const seconds = run.capture.samples / TARGET_RATE;
+      const seconds = run.capture.samples / run.capture.rate;
       if (seconds < 0.1) throw new UserError("Nothing was recorded.");
       setState("uploading", `${seconds.toFixed(1)} s of audio`);
       const text = await transcribeRecording(run.pieces, ui.apiKey.value.trim(), ui.language.value);
