@@ -40,6 +40,8 @@ _WORKER_FLAGS = {
     "compute_type": "--compute-type",
     "num_workers": "--num-workers",
     "slots": "--slots",
+    "max_batch": "--max-batch",
+    "batch_window_ms": "--batch-window-ms",
     "memory_budget_mb": "--memory-budget-mb",
     "memory_per_request_mb": "--memory-per-request-mb",
     "memory_per_audio_second_mb": "--memory-per-audio-second-mb",
@@ -190,10 +192,12 @@ def run_local(args: argparse.Namespace) -> int:
             print("  auth: off (--no-auth)", flush=True)
         print("  Ctrl-C stops everything.", flush=True)
         settings = router_settings(args, backends=[w.url for w in workers])
-        if settings.per_pod > args.num_workers:
-            # A worker runs num_workers decodes at once; more slots would only queue inside
-            # it, where realtime chunks could not overtake batch uploads.
-            settings = dataclasses.replace(settings, per_pod=args.num_workers)
+        per_worker = args.num_workers * max(1, args.max_batch)
+        if settings.per_pod > per_worker:
+            # A worker runs num_workers decodes at once (each a batch of up to max_batch
+            # requests); more slots would only queue inside it, where realtime chunks could
+            # not overtake batch uploads.
+            settings = dataclasses.replace(settings, per_pod=per_worker)
         serve(settings)
     except KeyboardInterrupt:
         pass

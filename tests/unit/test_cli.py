@@ -68,3 +68,34 @@ def test_oom_recovery_after_defaults_to_3_and_reads_its_variable(monkeypatch: py
     monkeypatch.setenv("ASRPOOL_OOM_RECOVERY_AFTER", "0")
     assert worker() == 0
     assert worker("--oom-recovery-after", "5") == 5
+
+
+def test_batching_is_off_by_default_and_its_flags_size_the_slots(monkeypatch: pytest.MonkeyPatch):
+    def worker(*argv: str):  # type: ignore[no-untyped-def]
+        args = build_parser().parse_args(["worker", *argv])
+        return worker_settings(args, host="127.0.0.1", port=9000)
+
+    for name in ("ASRPOOL_MAX_BATCH", "ASRPOOL_BATCH_WINDOW_MS", "ASRPOOL_SLOTS"):
+        monkeypatch.delenv(name, raising=False)
+    off = worker("--num-workers", "2")
+    assert off.batch_policy is None
+    assert (off.resolved_slots, off.engine_calls) == (2, 2)  # as before batching existed
+
+    on = worker("--num-workers", "2", "--max-batch", "8", "--batch-window-ms", "4")
+    assert on.batch_policy is not None
+    assert (on.batch_policy.max_batch, on.batch_policy.window_s) == (8, 0.004)
+    # Enough requests to fill a batch in every lane, all of them allowed into the engine.
+    assert (on.resolved_slots, on.engine_calls) == (16, 16)
+    assert worker("--max-batch", "8", "--slots", "5").resolved_slots == 5
+
+    monkeypatch.setenv("ASRPOOL_MAX_BATCH", "4")
+    assert worker("--num-workers", "1").resolved_slots == 4
+
+
+def test_local_passes_the_batching_flags_on_to_every_worker():
+    from asrpool.local import worker_flags
+
+    args = build_parser().parse_args(["local", "--max-batch", "8", "--batch-window-ms", "3"])
+    flags = worker_flags(args, workers=2)
+    assert flags[flags.index("--max-batch") + 1] == "8"
+    assert flags[flags.index("--batch-window-ms") + 1] == "3.0"

@@ -121,8 +121,9 @@ class WorkerState:
                 per_audio_second_mb=settings.memory_per_audio_second_mb,
             ),
         )
-        # CTranslate2 runs num_workers decodes at once; more threads would only queue inside it.
-        self.decode_slots = anyio.CapacityLimiter(max(settings.num_workers, 1))
+        # CTranslate2 runs num_workers decodes at once; more threads would only queue inside it
+        # (with batching, more wait in the batcher to share a call: settings.engine_calls).
+        self.decode_slots = anyio.CapacityLimiter(settings.engine_calls)
         # What all routers together may send at once (see slots.py).
         self.slots = SlotGate(settings.resolved_slots)
         self.recovery = OomRecovery(settings.oom_recovery_after)
@@ -185,6 +186,9 @@ class WorkerState:
             self.load_error = str(exc)
             log.error("model %s failed to load: %s", self.model_dir, exc)
             return False
+        engine.observe_batches(
+            lambda windows, reason: self.metrics.batch_windows.labels(reason).observe(windows)
+        )
         self.engine = engine
         self.load_error = None
         log.info("model %s ready in %.1fs", self.settings.model_name, time.monotonic() - started)

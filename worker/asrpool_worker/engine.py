@@ -2,24 +2,34 @@
 
 ``WhisperEngine.transcribe`` runs on a worker thread (the app calls it through a
 capacity limiter sized to ``num_workers``, the number of decodes CTranslate2
-runs at once). A CUDA out-of-memory raised by CTranslate2 becomes
-``AsrpoolError(gpu_oom)`` so the worker answers like its memory guard and keeps
-serving.
+runs at once, or to the worker's slots when batching is on). A CUDA out-of-memory
+raised by CTranslate2 becomes ``AsrpoolError(gpu_oom)`` so the worker answers like
+its memory guard and keeps serving.
+
+With a ``BatchPolicy`` of two or more (``--max-batch``), requests that fit one 30 s window
+and need no timestamps (json and text answers, realtime partials and finals) are decoded
+in batches shared with other requests (``batcher.py``); everything else, and every request
+when batching is off, takes the one-request path unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from asrpool.transcript import Segment, Transcript, Word
 from asrpool.wire import AsrpoolError, ErrorCode, mentions_out_of_memory
+
+from .batcher import BatchedWhisper, Batcher, BatchObserver
+from .batching import BatchPolicy
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +102,10 @@ class DecodeOptions:
 class WhisperEngine:
     """One loaded Whisper model; thread-safe for ``num_workers`` concurrent decodes."""
 
+    # None: batching off. A class default, so engines built without __init__ (test stubs)
+    # take the one-request path.
+    _batcher: Batcher | None = None
+
     def __init__(
         self,
         model_dir: str,
@@ -100,6 +114,7 @@ class WhisperEngine:
         compute_type: str = "default",
         cpu_threads: int = 0,
         num_workers: int = 2,
+        batching: BatchPolicy | None = None,
     ) -> None:
         from faster_whisper import WhisperModel
 
@@ -119,10 +134,26 @@ class WhisperEngine:
             raise AsrpoolError(ErrorCode.MODEL_LOAD_FAILED, str(exc)) from exc
         self.model_dir = model_dir
         self.multilingual = bool(self._model.model.is_multilingual)
+        if batching is not None and batching.max_batch > 1:
+            self._batcher = Batcher(
+                self._model.model,
+                batching,
+                lanes=num_workers,
+                sot=self._model.hf_tokenizer.token_to_id("<|startoftranscript|>"),
+            )
 
     def warm_up(self) -> None:
         """One dummy decode, so the first real request does not pay for lazy init."""
         self.transcribe(np.zeros(16_000, dtype=np.float32), DecodeOptions(vad_filter=False))
+
+    @property
+    def batcher(self) -> Batcher | None:
+        return self._batcher
+
+    def observe_batches(self, observer: BatchObserver) -> None:
+        """Call ``observer(windows, reason)`` after each batched engine call (none when off)."""
+        if self._batcher is not None:
+            self._batcher.observe(observer)
 
     def unload(self) -> None:
         """Free the model's device memory now, without waiting for the garbage collector.
@@ -130,19 +161,28 @@ class WhisperEngine:
         Only with no decode running (the app drains first). CTranslate2 frees the weights
         at once; the engine cannot decode afterwards, so the caller drops it.
         """
+        if self._batcher is not None:
+            self._batcher.close()
         unload_model = getattr(self._model.model, "unload_model", None)
         if callable(unload_model):
             unload_model()
 
     def transcribe(self, samples: np.ndarray, opts: DecodeOptions) -> Transcript:
         """The whole transcript (blocking: run it in a thread)."""
-        head, segments = self.stream(samples, opts)
-        return Transcript(
-            language=head.language,
-            duration=head.duration,
-            segments=list(segments),
-            task=opts.task,
-        )
+        offset, audio, kwargs = self._decode_args(samples, opts)
+        if self._batcher is None or not _batchable(kwargs):
+            head, segments = self._stream(self._model, offset, audio, kwargs, opts)
+            return _whole(head, segments, opts)
+        arrival = self._batcher.expect()
+        try:
+            # faster-whisper's own transcribe, on a copy of the model whose two CTranslate2
+            # calls join a batch (batcher.py); the copy shares everything else.
+            model = copy.copy(self._model)
+            model.model = BatchedWhisper(self._model.model, self._batcher, arrival)
+            head, segments = self._stream(model, offset, audio, kwargs, opts)
+            return _whole(head, segments, opts)
+        finally:
+            arrival.close()
 
     def stream(
         self, samples: np.ndarray, opts: DecodeOptions
@@ -153,6 +193,31 @@ class WhisperEngine:
         a streamed answer sends each as soon as it exists, and stops decoding when asked
         to stop. Times count from the start of the upload, ``offset_s`` included.
         """
+        offset, audio, kwargs = self._decode_args(samples, opts)
+        return self._stream(self._model, offset, audio, kwargs, opts)
+
+    def _stream(
+        self,
+        model: Any,
+        offset: float,
+        audio: np.ndarray,
+        kwargs: dict[str, object],
+        opts: DecodeOptions,
+    ) -> tuple[Transcript, Iterator[Segment]]:
+        with _oom_as_gpu_oom():
+            raw_segments, info = model.transcribe(audio, **kwargs)
+        head = Transcript(
+            language=info.language,
+            duration=offset + float(info.duration),
+            segments=[],
+            task=opts.task,
+        )
+        return head, self._segments(raw_segments, offset)
+
+    def _decode_args(
+        self, samples: np.ndarray, opts: DecodeOptions
+    ) -> tuple[float, np.ndarray, dict[str, object]]:
+        """Where decoding starts, the audio from there, and faster-whisper's arguments."""
         offset = min(max(opts.offset_s, 0.0), samples.size / SAMPLE_RATE)
         audio = samples[int(offset * SAMPLE_RATE) :]
         kwargs: dict[str, object] = {
@@ -176,15 +241,7 @@ class WhisperEngine:
             kwargs["without_timestamps"] = True
         if opts.temperature is not None:
             kwargs["temperature"] = opts.temperature
-        with _oom_as_gpu_oom():
-            raw_segments, info = self._model.transcribe(audio, **kwargs)
-        head = Transcript(
-            language=info.language,
-            duration=offset + float(info.duration),
-            segments=[],
-            task=opts.task,
-        )
-        return head, self._segments(raw_segments, offset)
+        return offset, audio, kwargs
 
     def _segments(self, raw: Iterator[object], offset: float) -> Iterator[Segment]:
         index = 0
@@ -213,6 +270,21 @@ class WhisperEngine:
         _best, _p, ranked = self._model.detect_language(audio)
         allowed = [(code, p) for code, p in ranked if code in opts.languages]
         return max(allowed, key=lambda item: item[1])[0] if allowed else opts.languages[0]
+
+
+def _batchable(kwargs: dict[str, object]) -> bool:
+    """One window, no timestamps, a known language: the two model calls are all it makes.
+
+    Word timing (``align``) and language detection would need the real encoder output,
+    and a second window waits on the first one's text; those keep the one-request path.
+    """
+    return kwargs.get("without_timestamps") is True and kwargs.get("language") is not None
+
+
+def _whole(head: Transcript, segments: Iterator[Segment], opts: DecodeOptions) -> Transcript:
+    return Transcript(
+        language=head.language, duration=head.duration, segments=list(segments), task=opts.task
+    )
 
 
 @contextlib.contextmanager

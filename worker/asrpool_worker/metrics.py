@@ -52,3 +52,11 @@ class WorkerMetrics:
             "1 while the worker drains and reloads its engine after lone OOMs, else 0.",
             registry=registry,
         )
+        self.batch_windows = Histogram(
+            "asrpool_worker_batch_windows",
+            "Windows decoded in one batched engine call (--max-batch), by why it was sent: "
+            "full, all_arrived (nothing else on its way) or window (the wait ran out).",
+            ["reason"],
+            registry=registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+        )

@@ -22,6 +22,7 @@ def load_engine(settings: WorkerSettings, model_dir: str) -> WhisperEngine:
         compute_type=settings.resolved_compute_type,
         cpu_threads=settings.cpu_threads,
         num_workers=settings.num_workers,
+        batching=settings.batch_policy,
     )
 
 
