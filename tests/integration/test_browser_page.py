@@ -258,6 +258,36 @@ def test_wrong_api_key_shows_the_servers_message_in_both_modes(
     assert rec.page.input_value("#api-key") == "not-the-key"
 
 
+def test_stop_while_the_microphone_starts_ends_cleanly(
+    routers: Routers, open_page: OpenPage
+) -> None:
+    """Stop (pressed, or a refused key closing the session: CI saw that race under load)
+    comes while the capture's worklet still loads: the page stops cleanly, no fallback to a
+    ScriptProcessor on the closed audio context, no error."""
+    rec = open_page(routers.open.url)
+    # The worklet's module loads 1.5 s late, and says when it is over.
+    rec.page.evaluate(
+        """() => {
+          const load = AudioWorklet.prototype.addModule;
+          AudioWorklet.prototype.addModule = function (...args) {
+            window.workletLoading = true;
+            const late = new Promise((ok) => setTimeout(ok, 1500));
+            const loaded = late.then(() => load.apply(this, args));
+            loaded.finally(() => setTimeout(() => { window.workletSettled = true; }, 300));
+            return loaded;
+          };
+        }"""
+    )
+    rec.page.click("#start")
+    rec.wait("window.workletLoading === true", 15, "the worklet loading")
+    rec.page.click("#stop")
+    rec.wait("window.workletSettled === true", 10, "the late worklet load over")
+    rec.wait("!document.querySelector('#start').disabled", 10, "Start enabled")
+    assert rec.state() != "error", rec.describe()
+    assert rec.text("#error") == "", rec.describe()
+    assert not [line for line in rec.console if "TypeError" in line], rec.console
+
+
 def test_page_audio_helpers_resample_encode_and_track_items(
     routers: Routers, open_page: OpenPage, tmp_path: Path
 ) -> None:

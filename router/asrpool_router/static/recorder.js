@@ -129,6 +129,9 @@ class Capture {
     this.sink.gain.value = 0;
     this.sink.connect(this.context.destination);
     this.node = await this._workletNode();
+    // Stop may come while the worklet loads (a refused key ends the session at once): the
+    // context is closed then, and its failed addModule is no reason to try ScriptProcessor.
+    if (this.stopped) return this._release();
     if (this.node) {
       this.method = "AudioWorklet";
       this.node.port.onmessage = (event) => this._take(event.data);
@@ -154,7 +157,7 @@ class Capture {
         outputChannelCount: [1],
       });
     } catch (err) {
-      console.warn("AudioWorklet unavailable, using ScriptProcessor:", err);
+      if (!this.stopped) console.warn("AudioWorklet unavailable, using ScriptProcessor:", err);
       return null;
     }
   }
