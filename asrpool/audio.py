@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .wire import AsrpoolError, ErrorCode
+from .wire import WHISPER_SAMPLE_RATE, AsrpoolError, ErrorCode
 
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = WHISPER_SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 

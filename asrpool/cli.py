@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from .credentials import WORKER_TOKEN_ENV, WORKER_TOKEN_FILE_ENV, worker_token
 from .envflags import env_float, env_int, env_str
+from .wire import OPENAI_DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from asrpool_router.settings import RouterSettings
@@ -354,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("files", nargs="+")
     t.add_argument("--url", default=env_str("ASRPOOL_URL", "http://127.0.0.1:8000"))
     t.add_argument("--api-key", default=env_str("ASRPOOL_API_KEY") or env_str("OPENAI_API_KEY"))
-    t.add_argument("--model", default="whisper-1")
+    t.add_argument("--model", default=OPENAI_DEFAULT_MODEL)
     t.add_argument("--language")
     t.add_argument(
         "--format", default="text", choices=["json", "text", "srt", "vtt", "verbose_json"]

@@ -23,7 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-RATE = 16_000
+from .wire import WHISPER_SAMPLE_RATE
+
+RATE = WHISPER_SAMPLE_RATE
 PIECE_S = 0.1
 FAST_SPEED = 4.0
 COMMIT_EMPTY = "input_audio_buffer_commit_empty"  # the router accepts bursts up to 8x real time

@@ -20,6 +20,9 @@ from typing import Any
 
 from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
 
+# What Whisper reads: mono at 16 kHz. Every part that cuts, resamples or measures audio uses it.
+WHISPER_SAMPLE_RATE = 16_000
+
 # Header the worker sets on answers so the router can classify without parsing text.
 ERROR_CODE_HEADER = "x-asrpool-error-code"
 # The model names OpenAI's SDK and docs use for transcription (openai.types.AudioModel, 3.57),
@@ -193,13 +196,18 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
 
 
 # How out-of-memory reads in the texts of the engines we front: PyTorch ("CUDA out of
-# memory"), CTranslate2 ("CUDA failed with error out of memory"), Xinference ("Model
-# actor is out of memory"), and a bare allocator failure.
+# memory. Tried to allocate…", "OutOfMemoryError"), CTranslate2 ("CUDA failed with error out
+# of memory"), Xinference ("Model actor is out of memory"), TensorFlow ("OOM when
+# allocating"), and the allocators' status names. One list, lower case, for the worker
+# (which reads its engine's exceptions) and the router (which reads any pod's answer).
 OOM_MARKERS = (
     "out of memory",
+    "outofmemoryerror",
     "cuda_error_out_of_memory",
     "cudaerrormemoryallocation",
+    "cublas_status_alloc_failed",
     "failed to allocate memory",
+    "oom when allocating",
 )
 
 

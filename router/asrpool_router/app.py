@@ -33,7 +33,7 @@ from asrpool.http_errors import install_error_handlers
 from asrpool.http_server import HeadAsGet, Once, OwnedStream
 from asrpool.openapi import audio_route, error_responses, install_openapi, text_route
 from asrpool.uploads import read_audio_form
-from asrpool.wire import AsrpoolError, ErrorCode, error_body, wants_chinese
+from asrpool.wire import WHISPER_SAMPLE_RATE, AsrpoolError, ErrorCode, error_body, wants_chinese
 
 from .auth import ApiKeyAuth, bearer_token
 from .cache import AnswerCache, MemoryCache, RedisCache, audio_digest
@@ -361,7 +361,9 @@ async def _decoded(job: Job, request: Request) -> np.ndarray | None:
     samples = await anyio.to_thread.run_sync(decode_pcm16, data)
     # The decoded audio and its pieces stay in memory until the answer: count them.
     if not request.state.upload_hold.take(2 * samples.nbytes):
-        log.info("no room in the spool budget to cut %.0fs of audio", samples.size / 16_000)
+        log.info(
+            "no room in the spool budget to cut %.0fs of audio", samples.size / WHISPER_SAMPLE_RATE
+        )
         return None
     return samples
 

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from asrpool.wire import ERROR_CODE_HEADER, ErrorCode, error_body
+from asrpool.wire import (
+    ERROR_CODE_HEADER,
+    OOM_MARKERS,
+    ErrorCode,
+    error_body,
+    mentions_out_of_memory,
+)
 from asrpool_router.logic.errors import (
     AttemptResult,
     Outcome,
@@ -404,3 +410,12 @@ def test_capacity_refusals_say_nothing_about_the_pod_until_the_budget_is_at_its_
         OutcomeKind.SERVER_ERROR,
     ):
         assert pod_verdict(Outcome.of(kind), budget_at_floor=False) is PodVerdict.FAULT
+
+
+@pytest.mark.parametrize("marker", OOM_MARKERS)
+def test_the_router_reads_every_oom_wording_the_worker_knows(marker: str) -> None:
+    """One list (asrpool.wire.OOM_MARKERS) for both sides: whatever makes a worker answer
+    gpu_oom also makes the router see an OOM in any other server's text, in any case."""
+    text = f"RuntimeError: {marker.upper()} (device 0)"
+    assert mentions_out_of_memory(text)
+    assert classify(AttemptResult(status=500, body_text=text)).kind is OutcomeKind.OOM

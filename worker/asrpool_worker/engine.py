@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from asrpool.transcript import Segment, Transcript, Word
-from asrpool.wire import AsrpoolError, ErrorCode, mentions_out_of_memory
+from asrpool.wire import WHISPER_SAMPLE_RATE, AsrpoolError, ErrorCode, mentions_out_of_memory
 
 from .batcher import BatchedWhisper, Batcher, BatchObserver
 from .batching import BatchPolicy
@@ -56,7 +56,7 @@ def model_size_mb(model_dir: str) -> float:
     return path.stat().st_size / 2**20 if path.exists() else 0.0
 
 
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = WHISPER_SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class WhisperEngine:
 
     def warm_up(self) -> None:
         """One dummy decode, so the first real request does not pay for lazy init."""
-        self.transcribe(np.zeros(16_000, dtype=np.float32), DecodeOptions(vad_filter=False))
+        self.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), DecodeOptions(vad_filter=False))
 
     @property
     def batcher(self) -> Batcher | None:

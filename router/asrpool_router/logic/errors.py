@@ -55,7 +55,7 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from asrpool.wire import ERRORS, ErrorCode, parse_error
+from asrpool.wire import ERRORS, ErrorCode, mentions_out_of_memory, parse_error
 
 from .answers import answer_problem
 from .pod_load import PodLoad
@@ -194,14 +194,6 @@ _CODE_KIND: dict[ErrorCode, OutcomeKind] = {
     ErrorCode.NOT_FOUND: OutcomeKind.SERVER_ERROR,
 }
 
-# Out-of-memory as the engines word it. One "out of memory" covers PyTorch ("CUDA out of
-# memory. Tried to allocate…"), CTranslate2 ("CUDA failed with error out of memory") and
-# Xinference ("Model actor is out of memory"); the rest are allocator status names.
-_OOM_TEXT = re.compile(
-    r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation"
-    r"|\bOOM when allocating",
-    re.IGNORECASE,
-)
 _MODEL_LOAD_TEXT = re.compile(
     r"(failed|unable|could not|couldn't) to load (the )?model|model (load|loading) failed"
     r"|error loading model",
@@ -245,7 +237,7 @@ def _classify(result: AttemptResult, response_format: str | None) -> Outcome:
         return Outcome.of(kind, code if kind is OutcomeKind.PERMANENT else None)
 
     text = result.body_text
-    if _OOM_TEXT.search(text):
+    if mentions_out_of_memory(text):  # the engines' words for it: asrpool.wire.OOM_MARKERS
         return Outcome.of(OutcomeKind.OOM)
     if _MODEL_LOAD_TEXT.search(text):
         return Outcome.of(OutcomeKind.MODEL_LOAD_FAILED)

@@ -16,9 +16,11 @@ from enum import StrEnum
 
 import numpy as np
 
+from asrpool.wire import WHISPER_SAMPLE_RATE
+
 from .g711 import G711_RATE, decode_alaw, decode_ulaw
 
-WHISPER_RATE = 16_000
+WHISPER_RATE = WHISPER_SAMPLE_RATE
 # The rates a session may declare: OpenAI's Realtime API sends 24 kHz; 16 kHz saves bandwidth.
 ACCEPTED_RATES = (16_000, 24_000)
 

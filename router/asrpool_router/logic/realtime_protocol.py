@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from asrpool.wire import OPENAI_DEFAULT_MODEL
+
 from .pcm import BadAudio, decode_base64_audio
 from .realtime_errors import ProtocolError, as_event, error_event
 from .realtime_settings import (
@@ -48,7 +50,7 @@ MAX_APPEND_BYTES = 2 * 2**20
 BETA_HEADER_VALUE = "realtime=v1"
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 # The model a session shows when the client named none: what OpenAI clients send.
-DEFAULT_MODEL_NAME = "whisper-1"
+DEFAULT_MODEL_NAME = OPENAI_DEFAULT_MODEL
 
 
 def dialect_at_connect(beta_header: str | None, subprotocols: list[str]) -> Dialect:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asrpool.wire import WHISPER_SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class VadPolicy:
@@ -46,7 +48,7 @@ class VadPolicy:
 
 
 class EnergyVad:
-    def __init__(self, policy: VadPolicy, rate: int = 16_000) -> None:
+    def __init__(self, policy: VadPolicy, rate: int = WHISPER_SAMPLE_RATE) -> None:
         self.policy = policy
         self.noise = 0.0
         scale = 0.25 + 1.5 * policy.threshold  # 0.25 … 1.75, 1.0 at the default 0.5
