@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
 from .logic.pod_load import PodLoad
 from .pools import PoolRegistry
@@ -57,11 +56,7 @@ class StaticDiscovery:
             status, body = await self.transport.get_json(url + "/v1/models")
         runner = self.pools.ensure(model)
         ready = status == 200
-        runner.pods_changed(
-            runner.pool.upsert_pod(
-                url, url, ready=ready, now=time.monotonic(), load=_reported_load(body)
-            )
-        )
+        runner.upsert_pod(url, url, ready=ready, load=_reported_load(body))
 
     async def _loop(self) -> None:
         while True:

@@ -27,7 +27,19 @@ from asrpool.wire import ERRORS, AsrpoolError, ErrorCode, parse_error
 from .logic.audio_estimate import attempt_timeout_s
 from .logic.chunking import ChunkingPolicy
 from .logic.errors import AttemptResult, Outcome, OutcomeKind, classify
-from .logic.pool import Again, GiveUp, GiveUpReason, Granted, Pool, Queued, Rejected, Slot
+from .logic.pod_load import PodLoad
+from .logic.pods import PodState
+from .logic.pool import (
+    Again,
+    GiveUp,
+    GiveUpReason,
+    Granted,
+    Pool,
+    PoolPolicy,
+    Queued,
+    Rejected,
+    Slot,
+)
 from .logic.request import Priority
 from .logic.stats import RequestStats
 from .metrics import RouterMetrics
@@ -91,9 +103,36 @@ class PoolRunner:
     def release(self, slot: Slot, outcome: Outcome | OutcomeKind) -> None:
         self._deliver(self.pool.release(slot, outcome, self.clock()))
 
-    def pods_changed(self, grants: list[Granted]) -> None:
-        """Discovery changed the pods; hand any new room to waiters."""
+    # --- pods (discovery and health checks): each change hands its new room to waiters ---
+
+    def upsert_pod(
+        self,
+        pod_id: str,
+        url: str,
+        *,
+        ready: bool = True,
+        terminating: bool = False,
+        load: PodLoad | None = None,
+    ) -> None:
+        grants = self.pool.upsert_pod(
+            pod_id, url, ready=ready, terminating=terminating, now=self.clock(), load=load
+        )
         self._deliver(grants)
+
+    def remove_pod(self, pod_id: str) -> None:
+        self.pool.remove_pod(pod_id)
+        self._arm_timer()
+
+    def reconfigure(self, policy: PoolPolicy) -> None:
+        self._deliver(self.pool.reconfigure(policy, self.clock()))
+
+    @property
+    def policy(self) -> PoolPolicy:
+        return self.pool.policy
+
+    def pods(self) -> list[PodState]:
+        """The pods, removed-but-draining ones included (read only)."""
+        return self.pool.pods()
 
     def _wait_for(self, ticket: int) -> asyncio.Future[Slot]:
         future: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()

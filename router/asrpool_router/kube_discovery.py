@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 from .kube_api import Handler, KubeApi, list_and_watch
@@ -81,27 +80,23 @@ class KubeDiscovery:
 
     def apply(self) -> None:
         """Make the pools match the latest objects."""
-        now = time.monotonic()
         views = pool_views(self._asrpools, self._slices)
         for model, view in views.items():
             runner = self.pools.ensure(model, view.policy)
             runner.chunking = view.chunking
-            if runner.pool.policy != view.policy:
+            if runner.policy != view.policy:
                 log.info("pool %s reconfigured: %s", model, view.policy)
-                runner.pods_changed(runner.pool.reconfigure(view.policy, now))
+                runner.reconfigure(view.policy)
             wanted = {e.pod_id: e for e in view.endpoints}
-            for pod in runner.pool.pods():
+            for pod in runner.pods():
                 if pod.id not in wanted and not pod.removed:
-                    runner.pool.remove_pod(pod.id)
+                    runner.remove_pod(pod.id)
             for e in wanted.values():
-                grants = runner.pool.upsert_pod(
-                    e.pod_id, e.url, ready=e.ready, terminating=e.terminating, now=now
-                )
-                runner.pods_changed(grants)
+                runner.upsert_pod(e.pod_id, e.url, ready=e.ready, terminating=e.terminating)
         for runner in self.pools.runners():
             if runner.model not in views:
-                for pod in runner.pool.pods():
-                    runner.pool.remove_pod(pod.id)
+                for pod in runner.pods():
+                    runner.remove_pod(pod.id)
                 self.pools.drop(runner.model)
         self.pools.default_model = default_model(views)
         self.pools.aliases = aliases(views)

@@ -101,4 +101,4 @@ class PoolRegistry:
         answering 503 to its readiness probe under full load would take it out of its
         Service exactly when it is needed (schemathesis found it, tests/unit/test_pools.py).
         """
-        return any(p.schedulable for r in self._runners.values() for p in r.pool.pods())
+        return any(p.schedulable for r in self._runners.values() for p in r.pods())

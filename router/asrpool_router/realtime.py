@@ -38,6 +38,7 @@ from fastapi import WebSocket
 from starlette.types import Message
 from starlette.websockets import WebSocketState
 
+from asrpool.audio_form import DRAFT_FIELD
 from asrpool.wire import AsrpoolError, ErrorCode
 
 from .auth import ApiKeyAuth, bearer_token
@@ -364,7 +365,7 @@ class RealtimeSession:
         runner = self.state.pools.resolve(self.config.model or None)
         fields = [("model", runner.model), ("response_format", "json")]
         if draft:
-            fields.append(("asrpool_draft", "true"))  # our worker decodes greedily
+            fields.append((DRAFT_FIELD, "true"))  # our worker decodes greedily
         if logprobs:
             # OpenAI's form field; the worker answers OpenAI's list of {token, logprob, bytes}.
             fields.append(("include[]", "logprobs"))
