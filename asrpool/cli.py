@@ -408,11 +408,18 @@ def _redraw_interval(text: str) -> float:
     return value
 
 
+# The commands that call a router and print what it says.
+CLIENT_COMMANDS = ("status", "transcribe", "stream")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command in CLIENT_COMMANDS and args.log_level.upper() != "DEBUG":
+        # A client prints its answer; httpx's INFO line per request would only be noise.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "worker":
         from asrpool_worker.server import serve
 

@@ -211,6 +211,10 @@ class PoolRunner:
                     "ejections": p["ejections"],
                     "consecutive_failures": p["consecutive_failures"],
                     "terminating": p["terminating"],
+                    # What the pod says of itself, for a fleet of routers: its slots (None
+                    # until it reports) and how many of them other routers hold now.
+                    "reported_slots": p["reported_slots"],
+                    "held_by_others": p["held_by_others"],
                 }
                 for p in snap["pods"]
             ],

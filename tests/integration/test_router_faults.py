@@ -268,3 +268,4 @@ def test_status_command_prints_the_pods(tmp_path: Path, speech):
         for p in pods:
             assert p.url in done.stdout
         assert "1 total, 0 failed, success 100.0%" in done.stdout
+        assert done.stderr == "", done.stderr  # no log line per HTTP request around the table

@@ -68,6 +68,8 @@ def test_three_routers_never_ask_a_pod_for_more_than_it_holds(
             s = assert_no_slots_held(r.url)
             assert s["failed_tasks"] == 0
             assert all(p["ejections"] == 0 for p in s["pools"][0]["pods"]), s
+            # Each router knows each pod's own slot count from its answers (one, here).
+            assert [p["reported_slots"] for p in s["pools"][0]["pods"]] == [1, 1], s
 
 
 def test_a_router_killed_mid_burst_costs_only_its_own_requests_in_flight(
