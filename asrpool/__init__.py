@@ -1,10 +1,9 @@
 """asrpool: serve Whisper speech-to-text to many users on a pool of GPUs.
 
-This package holds what every component shares: the command line (``cli``),
-the wire contract (``wire``: error codes and OpenAI shapes) and its HTTP
-rendering (``http_errors``), the local pool supervisor (``local``) and the
-client (``client``). The components live in ``asrpool_worker``,
-``asrpool_router`` and ``asrpool_operator``.
+The top of the distribution: the command line (``cli``) that composes the components
+(``asrpool_worker``, ``asrpool_router``, ``asrpool_operator``), the local pool supervisor
+(``local``) and the clients (``client``, ``stream``, ``status``). What the components
+share lives below them all, in ``asrpool_contract``.
 """
 
 __version__ = "0.1.0"

@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .credentials import WORKER_TOKEN_ENV, WORKER_TOKEN_FILE_ENV, worker_token
-from .envflags import env_float, env_int, env_str
-from .wire import OPENAI_DEFAULT_MODEL
+from asrpool_contract.credentials import WORKER_TOKEN_ENV, WORKER_TOKEN_FILE_ENV, worker_token
+from asrpool_contract.envflags import env_float, env_int, env_str
+from asrpool_contract.wire import OPENAI_DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from asrpool_router.settings import RouterSettings
@@ -103,7 +103,7 @@ def add_worker_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_server_options(p: argparse.ArgumentParser) -> None:
-    """Slow-client guards of the HTTP server (router and worker alike; asrpool.http_server)."""
+    """Slow-client guards of the HTTP server (router and worker: asrpool_contract.http_server)."""
     g = p.add_argument_group("server")
     g.add_argument(
         "--header-timeout",
@@ -120,7 +120,7 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_worker_token_option(p: argparse.ArgumentParser) -> None:
-    """The credential between routers and workers (asrpool.credentials): once per command,
+    """The credential between routers and workers (asrpool_contract.credentials): once per command,
     since `asrpool local` gives it to both."""
     p.add_argument(
         "--worker-token-file",

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import httpx
 
-from .wire import parse_error
+from asrpool_contract.wire import parse_error
 
 # Below this, one file uploads in a blink: a bar would only flicker.
 _PROGRESS_MIN_BYTES = 2 * 2**20

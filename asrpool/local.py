@@ -26,7 +26,7 @@ import time
 
 import httpx
 
-from .credentials import WORKER_TOKEN_ENV
+from asrpool_contract.credentials import WORKER_TOKEN_ENV
 
 log = logging.getLogger("asrpool.local")
 

@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .wire import parse_error
+from asrpool_contract.wire import parse_error
 
 _COLUMNS = ("POOL", "POD", "READY", "BUDGET", "IN FLIGHT", "AUDIO S", "EJECTED")
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .wire import WHISPER_SAMPLE_RATE
+from asrpool_contract.wire import WHISPER_SAMPLE_RATE
 
 RATE = WHISPER_SAMPLE_RATE
 PIECE_S = 0.1

@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from asrpool.http_server import ServerTimeouts, serve_http
-from asrpool.transcript import Segment, Transcript, Word
+from asrpool_contract.http_server import ServerTimeouts, serve_http
+from asrpool_contract.transcript import Segment, Transcript, Word
 from asrpool_worker.app import create_app
 from asrpool_worker.engine import DecodeOptions, WhisperEngine
 from asrpool_worker.settings import WorkerSettings

@@ -62,9 +62,9 @@ IMAGES=(
   "coredns|asrpool/coredns:$COREDNS_VERSION|images/coredns/Dockerfile|@coredns|"
 )
 
-# The Python images' context: what .dockerignore lets through (pyproject, README, the four
+# The Python images' context: what .dockerignore lets through (pyproject, README, the five
 # packages), copied to a scratch directory so a CA file can join it without touching the checkout.
-PYTHON_CONTEXT=(pyproject.toml README.md asrpool worker router operator)
+PYTHON_CONTEXT=(pyproject.toml README.md asrpool contract worker router operator)
 
 # context_files CONTEXT: the files of a context, one a line, relative to the repo, sorted.
 context_files() {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from asrpool.envflags import env_float, env_int, env_str
+from asrpool_contract.envflags import env_float, env_int, env_str
 
 from .logic.spec import OperatorDefaults
 

@@ -24,16 +24,22 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
 
-from asrpool import transcript_stream as stream_events
-from asrpool.audio import decode_pcm16
-from asrpool.audio_answers import Model, ModelList
-from asrpool.audio_form import read_form
-from asrpool.credentials import worker_headers
-from asrpool.http_errors import install_error_handlers
-from asrpool.http_server import HeadAsGet, Once, OwnedStream
-from asrpool.openapi import audio_route, error_responses, install_openapi, text_route
-from asrpool.uploads import read_audio_form
-from asrpool.wire import WHISPER_SAMPLE_RATE, AsrpoolError, ErrorCode, error_body, wants_chinese
+from asrpool_contract import transcript_stream as stream_events
+from asrpool_contract.audio import decode_pcm16
+from asrpool_contract.audio_answers import Model, ModelList
+from asrpool_contract.audio_form import read_form
+from asrpool_contract.credentials import worker_headers
+from asrpool_contract.http_errors import install_error_handlers
+from asrpool_contract.http_server import HeadAsGet, Once, OwnedStream
+from asrpool_contract.openapi import audio_route, error_responses, install_openapi, text_route
+from asrpool_contract.uploads import read_audio_form
+from asrpool_contract.wire import (
+    WHISPER_SAMPLE_RATE,
+    AsrpoolError,
+    ErrorCode,
+    error_body,
+    wants_chinese,
+)
 
 from .auth import ApiKeyAuth, bearer_token
 from .cache import AnswerCache, MemoryCache, RedisCache, audio_digest

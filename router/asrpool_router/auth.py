@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import Request, Security
 from fastapi.security import HTTPBearer
 
-from asrpool.credentials import bearer_token, key_matches
-from asrpool.wire import AsrpoolError, ErrorCode
+from asrpool_contract.credentials import bearer_token, key_matches
+from asrpool_contract.wire import AsrpoolError, ErrorCode
 
 __all__ = ["ApiKeyAuth", "bearer_token", "key_matches"]
 

@@ -19,10 +19,10 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from asrpool import transcript_stream as stream_events
-from asrpool.audio_answers import Logprob
-from asrpool.transcript_stream import OFFSET_FIELD
-from asrpool.wire import ERRORS, AsrpoolError, ErrorCode, parse_error
+from asrpool_contract import transcript_stream as stream_events
+from asrpool_contract.audio_answers import Logprob
+from asrpool_contract.transcript_stream import OFFSET_FIELD
+from asrpool_contract.wire import ERRORS, AsrpoolError, ErrorCode, parse_error
 
 from .logic.audio_estimate import attempt_timeout_s
 from .logic.chunking import ChunkingPolicy

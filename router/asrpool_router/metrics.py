@@ -3,7 +3,7 @@
 Counters and histograms are updated where things happen; pool state (queue
 depth, budgets, the load integrals) is read from the pools at scrape time by a
 collector, so it can never drift from the truth. The families the operator's
-autoscaler reads are named in ``asrpool.metric_names``, the one home both sides import.
+autoscaler reads are named in ``asrpool_contract.metric_names``, the one home both sides import.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from asrpool import metric_names as names
+from asrpool_contract import metric_names as names
 
 
 class RouterMetrics:

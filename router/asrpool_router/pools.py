@@ -1,6 +1,6 @@
 """The pools the router serves, by model name, and how a request's ``model`` picks one.
 
-Every OpenAI transcription model name (``asrpool.wire.OPENAI_TRANSCRIPTION_MODELS``:
+Every OpenAI transcription model name (``asrpool_contract.wire.OPENAI_TRANSCRIPTION_MODELS``:
 ``whisper-1``, ``gpt-4o-mini-transcribe``, … what clients copied from OpenAI's docs send)
 and an empty field go to the default pool; an alias (``--alias NAME=POOL``, or an
 ASRPool's ``spec.aliases``) to its pool; a pool's own model name to it. Anything else is
@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from asrpool.wire import OPENAI_TRANSCRIPTION_MODELS, AsrpoolError, ErrorCode
+from asrpool_contract.wire import OPENAI_TRANSCRIPTION_MODELS, AsrpoolError, ErrorCode
 
 from .dispatch import PoolRunner
 from .logic.pool import Pool, PoolPolicy

@@ -38,8 +38,8 @@ from fastapi import WebSocket
 from starlette.types import Message
 from starlette.websockets import WebSocketState
 
-from asrpool.audio_form import DRAFT_FIELD
-from asrpool.wire import AsrpoolError, ErrorCode
+from asrpool_contract.audio_form import DRAFT_FIELD
+from asrpool_contract.wire import AsrpoolError, ErrorCode
 
 from .auth import ApiKeyAuth, bearer_token
 from .dispatch import Job, forward

@@ -1,6 +1,6 @@
 """Run the router under uvicorn: ``asrpool router`` and ``asrpool local`` end here.
 
-``asrpool.http_server`` adds the slow-client guards (header and body timeouts) that the
+``asrpool_contract.http_server`` adds the slow-client guards (header and body timeouts) that the
 router and the worker share.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from asrpool.http_server import ServerTimeouts, serve_http
+from asrpool_contract.http_server import ServerTimeouts, serve_http
 
 from .app import create_app
 from .settings import RouterSettings

@@ -40,12 +40,12 @@ class RouterSettings:
     # All uploads held at once (memory + spool files, while queued and across retries);
     # past it uploads get 429 queue_full. 0: no cap.
     max_spooled_mb: float = 4096.0
-    header_timeout_s: float = 10.0  # slow clients: see asrpool.http_server
+    header_timeout_s: float = 10.0  # slow clients: see asrpool_contract.http_server
     body_timeout_s: float = 30.0
     max_sessions: int = 256  # live (realtime) sessions open at once, in total
     max_sessions_per_key: int = 16  # … and per API key
     session_idle_timeout_s: float = 120.0  # a session with no client message this long ends
-    # Shown to every worker (asrpool.credentials): workers refuse /v1 calls without it.
+    # Shown to every worker (asrpool_contract.credentials): workers refuse /v1 calls without it.
     worker_token: str | None = field(default=None, repr=False)
 
     @property

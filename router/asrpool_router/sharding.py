@@ -1,6 +1,6 @@
 """A long upload decoded across the pool: cut, send the pieces at once, join the answers.
 
-The shell around ``logic.shards``. The router decodes the upload (``asrpool.audio``), cuts
+The shell around ``logic.shards``. The router decodes the upload (``asrpool_contract.audio``), cuts
 it at pauses into pieces of about 30 s, and sends each piece as its own request at batch
 priority through ``dispatch.forward`` (so every piece has the pool's retries: a piece lost
 with its pod is decoded elsewhere), asking for ``verbose_json`` with words when the client
@@ -18,8 +18,8 @@ import logging
 
 import numpy as np
 
-from asrpool.audio import SAMPLE_RATE, wav_bytes
-from asrpool.formats import FORMATS, from_verbose
+from asrpool_contract.audio import SAMPLE_RATE, wav_bytes
+from asrpool_contract.formats import FORMATS, from_verbose
 
 from .dispatch import Job, PoolRunner, Timeouts, forward
 from .logic.errors import AttemptResult

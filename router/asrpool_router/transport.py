@@ -31,8 +31,8 @@ from typing import IO, Any
 
 import aiohttp
 
-from asrpool import transcript_stream as stream_events
-from asrpool.wire import ERROR_CODE_HEADER, IN_FLIGHT_HEADER, SLOTS_HEADER
+from asrpool_contract import transcript_stream as stream_events
+from asrpool_contract.wire import ERROR_CODE_HEADER, IN_FLIGHT_HEADER, SLOTS_HEADER
 
 from .logic.errors import AttemptResult
 from .logic.pod_load import PodLoad

@@ -26,11 +26,11 @@ import anyio
 import numpy as np
 from starlette.requests import Request
 
-from asrpool.audio_form import read_form
-from asrpool.http_errors import allow_value, retry_after_value
-from asrpool.transcript_stream import EventReader
-from asrpool.uploads import read_audio_form
-from asrpool.wire import ERRORS, AsrpoolError, wants_chinese
+from asrpool_contract.audio_form import read_form
+from asrpool_contract.http_errors import allow_value, retry_after_value
+from asrpool_contract.transcript_stream import EventReader
+from asrpool_contract.uploads import read_audio_form
+from asrpool_contract.wire import ERRORS, AsrpoolError, wants_chinese
 from asrpool_router.auth import bearer_token
 from asrpool_router.logic.audio_estimate import estimate_audio_seconds
 from asrpool_router.logic.chunking import Chunker

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from asrpool.wire import ERROR_CODE_HEADER, ErrorCode, mentions_out_of_memory, parse_error
+from asrpool_contract.wire import ERROR_CODE_HEADER, ErrorCode, mentions_out_of_memory, parse_error
 from tests.support.fault_backend import (
     DEFAULT_TEXT,
     ENVOY_502_TEXT,

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from asrpool.wire import OPENAI_TRANSCRIPTION_MODELS
+from asrpool_contract.wire import OPENAI_TRANSCRIPTION_MODELS
 from tests.support.procs import LocalPool, start_local
 from tests.support.speech import SCORED, word_error_rate
 

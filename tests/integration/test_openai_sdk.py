@@ -25,7 +25,7 @@ from openai.types import AudioModel, Model
 from openai.types.audio import Transcription, TranscriptionStreamEvent, TranscriptionVerbose
 from pydantic import TypeAdapter
 
-from asrpool.wire import OPENAI_TRANSCRIPTION_MODELS
+from asrpool_contract.wire import OPENAI_TRANSCRIPTION_MODELS
 from tests.support.procs import LocalPool, ServerProcess, router, start_local, workers
 from tests.support.router_checks import assert_no_slots_held, stats
 from tests.support.speech import SENTENCES, word_error_rate

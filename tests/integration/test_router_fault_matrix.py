@@ -25,7 +25,7 @@ import httpx
 import openai
 import pytest
 
-from asrpool.transcript_stream import EventReader
+from asrpool_contract.transcript_stream import EventReader
 from tests.support.fault_backend import DEFAULT_TEXT, Mode, fault_backend, hits, set_fault
 from tests.support.procs import ONE_DECODE_FITS, ServerProcess, router, workers
 from tests.support.router_checks import assert_no_slots_held, pod_stats, transcribe

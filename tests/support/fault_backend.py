@@ -49,8 +49,8 @@ import httpx
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_form
 
-from asrpool import transcript_stream as stream_events
-from asrpool.wire import ERROR_CODE_HEADER, ERRORS, ErrorCode, error_body
+from asrpool_contract import transcript_stream as stream_events
+from asrpool_contract.wire import ERROR_CODE_HEADER, ERRORS, ErrorCode, error_body
 from tests.support.procs import ServerProcess, free_port
 
 log = logging.getLogger("fault_backend")

@@ -1,4 +1,4 @@
-"""The one model of the audio form (asrpool.audio_form): what it reads, refuses, and matches."""
+"""One model of the audio form (asrpool_contract.audio_form): what it reads, refuses, matches."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from asrpool.audio_form import DRAFT_FIELD, RESPONSE_FORMATS, AudioForm, ServerVad, read_form
-from asrpool.formats import FORMATS
-from asrpool.transcript_stream import OFFSET_FIELD
-from asrpool.wire import AsrpoolError, ErrorCode
+from asrpool_contract.audio_form import (
+    DRAFT_FIELD,
+    RESPONSE_FORMATS,
+    AudioForm,
+    ServerVad,
+    read_form,
+)
+from asrpool_contract.formats import FORMATS
+from asrpool_contract.transcript_stream import OFFSET_FIELD
+from asrpool_contract.wire import AsrpoolError, ErrorCode
 from asrpool_worker.engine import VadSettings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "openai.md"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from asrpool.wire import (
+from asrpool_contract.wire import (
     ERROR_CODE_HEADER,
     OOM_MARKERS,
     ErrorCode,
@@ -414,7 +414,7 @@ def test_capacity_refusals_say_nothing_about_the_pod_until_the_budget_is_at_its_
 
 @pytest.mark.parametrize("marker", OOM_MARKERS)
 def test_the_router_reads_every_oom_wording_the_worker_knows(marker: str) -> None:
-    """One list (asrpool.wire.OOM_MARKERS) for both sides: whatever makes a worker answer
+    """One list (asrpool_contract.wire.OOM_MARKERS) for both sides: whatever makes a worker answer
     gpu_oom also makes the router see an OOM in any other server's text, in any case."""
     text = f"RuntimeError: {marker.upper()} (device 0)"
     assert mentions_out_of_memory(text)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from asrpool.wire import ErrorCode
+from asrpool_contract.wire import ErrorCode
 from asrpool_router.logic.errors import AttemptResult, Outcome, OutcomeKind, classify
 from asrpool_router.logic.pod_load import PodLoad
 from asrpool_router.logic.pods import PodState

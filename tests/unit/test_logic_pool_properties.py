@@ -33,7 +33,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from asrpool.wire import ErrorCode
+from asrpool_contract.wire import ErrorCode
 from asrpool_router.logic.errors import OutcomeKind
 from asrpool_router.logic.pool import Granted, Pool, PoolPolicy, Priority, Queued, Rejected, Slot
 

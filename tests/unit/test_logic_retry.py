@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asrpool.wire import ErrorCode
+from asrpool_contract.wire import ErrorCode
 from asrpool_router.logic.errors import Outcome, OutcomeKind
 from asrpool_router.logic.retry import (
     GiveUp,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asrpool.formats import as_verbose_json, from_verbose
-from asrpool.transcript import Segment, Transcript, Word
+from asrpool_contract.formats import as_verbose_json, from_verbose
+from asrpool_contract.transcript import Segment, Transcript, Word
 from asrpool_router.logic.shards import Piece, ShardPolicy, join, plan
 
 FRAME = 0.03

@@ -1,4 +1,4 @@
-"""The OpenAPI document says what the routes do (asrpool.openapi), and HTTP at the edges.
+"""The OpenAPI document says what the routes do (asrpool_contract.openapi), and HTTP at the edges.
 
 In process, without a pod: the shape of the document. ``tests/integration/
 test_openapi_contract.py`` holds the document to the real servers with schemathesis.
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from asrpool.audio_form import RESPONSE_FORMATS, AudioUpload
-from asrpool.wire import ERRORS, ErrorCode
+from asrpool_contract.audio_form import RESPONSE_FORMATS, AudioUpload
+from asrpool_contract.wire import ERRORS, ErrorCode
 from asrpool_router.app import AUDIO_ERRORS, create_app
 from asrpool_router.settings import RouterSettings
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from asrpool.wire import AsrpoolError
+from asrpool_contract.wire import AsrpoolError
 from asrpool_router.app import create_app
 from asrpool_router.auth import ApiKeyAuth, bearer_token, key_matches
 from asrpool_router.dispatch import PoolRunner
@@ -128,7 +128,7 @@ def _registry(**aliases: str):  # type: ignore[no-untyped-def]
 
 
 def test_openai_names_go_to_the_default_pool_and_aliases_to_theirs():
-    from asrpool.wire import OPENAI_TRANSCRIPTION_MODELS
+    from asrpool_contract.wire import OPENAI_TRANSCRIPTION_MODELS
 
     pools = _registry(meetings="large-v3", **{"gpt-4o-transcribe": "large-v3"})
     for name in ("", *OPENAI_TRANSCRIPTION_MODELS):

@@ -1,4 +1,4 @@
-"""Streamed transcription events (asrpool.transcript_stream)."""
+"""Streamed transcription events (asrpool_contract.transcript_stream)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asrpool import transcript_stream as ts
-from asrpool.wire import ErrorCode
+from asrpool_contract import transcript_stream as ts
+from asrpool_contract.wire import ErrorCode
 
 
 def test_events_are_read_back_whatever_way_the_bytes_are_split() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asrpool.wire import (
+from asrpool_contract.wire import (
     ERRORS,
     AsrpoolError,
     ErrorCode,

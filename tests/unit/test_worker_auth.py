@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from asrpool.credentials import worker_headers, worker_token
+from asrpool_contract.credentials import worker_headers, worker_token
 from asrpool_worker.app import create_app
 from asrpool_worker.settings import WorkerSettings
 

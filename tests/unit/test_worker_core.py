@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from asrpool.formats import FORMATS, as_srt, as_verbose_json, as_vtt
-from asrpool.transcript import Segment, Transcript, Word
-from asrpool.wire import AsrpoolError, ErrorCode
+from asrpool_contract.formats import FORMATS, as_srt, as_verbose_json, as_vtt
+from asrpool_contract.transcript import Segment, Transcript, Word
+from asrpool_contract.wire import AsrpoolError, ErrorCode
 from asrpool_worker.guard import MemoryCosts, MemoryGuard
 from asrpool_worker.params import parse_request
 from tests.support.subtitles import cue_times

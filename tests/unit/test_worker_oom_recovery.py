@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 from fastapi.testclient import TestClient
 
-from asrpool.wire import AsrpoolError, ErrorCode
+from asrpool_contract.wire import AsrpoolError, ErrorCode
 from asrpool_worker.app import create_app
 from asrpool_worker.engine import WhisperEngine
 from asrpool_worker.settings import WorkerSettings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asrpool.wire import AsrpoolError, ErrorCode
+from asrpool_contract.wire import AsrpoolError, ErrorCode
 from asrpool_worker.engine import VadSettings
 from asrpool_worker.params import parse_request
 

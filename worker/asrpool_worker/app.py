@@ -26,16 +26,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
 
-from asrpool import formats
-from asrpool import transcript_stream as stream_events
-from asrpool.audio_answers import ModelList
-from asrpool.formats import FORMATS
-from asrpool.http_errors import install_error_handlers
-from asrpool.http_server import HeadAsGet, Once, OwnedStream
-from asrpool.openapi import audio_route, error_responses, install_openapi, text_route
-from asrpool.transcript import Segment, Transcript
-from asrpool.uploads import read_audio_form, too_large
-from asrpool.wire import IN_FLIGHT_HEADER, SLOTS_HEADER, AsrpoolError, ErrorCode
+from asrpool_contract import formats
+from asrpool_contract import transcript_stream as stream_events
+from asrpool_contract.audio_answers import ModelList
+from asrpool_contract.formats import FORMATS
+from asrpool_contract.http_errors import install_error_handlers
+from asrpool_contract.http_server import HeadAsGet, Once, OwnedStream
+from asrpool_contract.openapi import audio_route, error_responses, install_openapi, text_route
+from asrpool_contract.transcript import Segment, Transcript
+from asrpool_contract.uploads import read_audio_form, too_large
+from asrpool_contract.wire import IN_FLIGHT_HEADER, SLOTS_HEADER, AsrpoolError, ErrorCode
 
 from . import audio
 from .auth import RouterOnly

@@ -1,6 +1,6 @@
 """Decode an upload into 16 kHz mono float32 samples, the input Whisper expects.
 
-The decoding itself is shared with the router (``asrpool.audio``): anything it cannot
+The decoding itself is shared with the router (``asrpool_contract.audio``): anything it cannot
 read, or that holds no samples, is ``invalid_audio``.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from asrpool.audio import SAMPLE_RATE, decode_pcm16, to_float
-from asrpool.audio import duration_seconds as duration_seconds
+from asrpool_contract.audio import SAMPLE_RATE, decode_pcm16, to_float
+from asrpool_contract.audio import duration_seconds as duration_seconds
 
 __all__ = ["SAMPLE_RATE", "decode", "duration_seconds"]
 

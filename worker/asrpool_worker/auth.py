@@ -1,6 +1,6 @@
 """Only routers may ask a worker for work: the token check on the worker's ``/v1`` routes.
 
-A FastAPI dependency. With a token configured (``asrpool.credentials``: the Secret the operator
+A FastAPI dependency. With a token set (``asrpool_contract.credentials``: the Secret the operator
 mounts, or the one ``asrpool local`` makes) a call without ``Authorization: Bearer <token>`` gets
 401 ``unauthorized``; health, readiness and metrics stay open for the kubelet and Prometheus.
 Without a token (a worker run by hand) every caller is served, as before.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from asrpool.credentials import bearer_token, key_matches
-from asrpool.wire import AsrpoolError, ErrorCode
+from asrpool_contract.credentials import bearer_token, key_matches
+from asrpool_contract.wire import AsrpoolError, ErrorCode
 
 MESSAGE = (
     "This speech server takes requests from an asrpool router only. "

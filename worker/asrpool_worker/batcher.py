@@ -33,7 +33,7 @@ from typing import Any
 import ctranslate2
 import numpy as np
 
-from asrpool.wire import mentions_out_of_memory
+from asrpool_contract.wire import mentions_out_of_memory
 
 from .batching import (
     BatchPolicy,

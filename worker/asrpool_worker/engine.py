@@ -25,8 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from asrpool.transcript import Segment, Transcript, Word
-from asrpool.wire import WHISPER_SAMPLE_RATE, AsrpoolError, ErrorCode, mentions_out_of_memory
+from asrpool_contract.transcript import Segment, Transcript, Word
+from asrpool_contract.wire import (
+    WHISPER_SAMPLE_RATE,
+    AsrpoolError,
+    ErrorCode,
+    mentions_out_of_memory,
+)
 
 from .batcher import BatchedWhisper, Batcher, BatchObserver
 from .batching import BatchPolicy

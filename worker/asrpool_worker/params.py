@@ -1,6 +1,6 @@
 """Turn the form fields of an OpenAI audio request into engine options.
 
-Pure: the fields are validated by the shared model (``asrpool.audio_form.read_form``,
+Pure: the fields are validated by the shared model (``asrpool_contract.audio_form.read_form``,
 which also makes the OpenAPI request body, and which the router reads too); here only what
 is the worker's own: the model it serves, and the decode options each field becomes. Every
 field OpenAI's SDK sends is either honoured or refused with a sentence saying why; none is
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asrpool.audio_form import ServerVad, read_form
-from asrpool.wire import OPENAI_TRANSCRIPTION_MODELS, AsrpoolError, ErrorCode
+from asrpool_contract.audio_form import ServerVad, read_form
+from asrpool_contract.wire import OPENAI_TRANSCRIPTION_MODELS, AsrpoolError, ErrorCode
 
 from .engine import DecodeOptions, VadSettings
 

@@ -2,13 +2,13 @@
 
 SIGTERM (what Kubernetes sends) makes uvicorn stop accepting connections and
 wait up to ``drain_timeout_s`` for requests in flight, so no decode is lost.
-``asrpool.http_server`` adds the slow-client guards (header and body timeouts) that the
+``asrpool_contract.http_server`` adds the slow-client guards (header and body timeouts) that the
 worker and the router share.
 """
 
 from __future__ import annotations
 
-from asrpool.http_server import ServerTimeouts, serve_http
+from asrpool_contract.http_server import ServerTimeouts, serve_http
 
 from .app import create_app
 from .engine import WhisperEngine, default_model_dir

@@ -33,9 +33,9 @@ class WorkerSettings:
     # Lone engine OOMs in a row (nothing else in flight) before the worker drains and
     # reloads its engine; 0: never (see recovery.py).
     oom_recovery_after: int = 3
-    header_timeout_s: float = 10.0  # slow clients: see asrpool.http_server
+    header_timeout_s: float = 10.0  # slow clients: see asrpool_contract.http_server
     body_timeout_s: float = 30.0
-    # None: any caller; else /v1 calls must carry it (asrpool.credentials). Never printed.
+    # None: any caller; else /v1 calls must carry it (asrpool_contract.credentials). Never printed.
     worker_token: str | None = field(default=None, repr=False)
 
     @property

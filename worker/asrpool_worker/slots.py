@@ -4,7 +4,7 @@ Several routers share one pod, and each knows only its own requests. The worker 
 authority: a request past its slots is refused at once with ``worker_busy`` (which a
 router never counts as a failure) instead of queueing inside the worker, where it would
 hide the overload and realtime pieces could not overtake batch uploads. Every answer
-carries ``slots`` and ``in_use`` (``asrpool.wire.SLOTS_HEADER`` and ``IN_FLIGHT_HEADER``) so
+carries ``slots``, ``in_use`` (``asrpool_contract.wire.SLOTS_HEADER`` and ``IN_FLIGHT_HEADER``) so
 the routers converge on what is really free.
 
 Pure: used from the event loop thread only, so it needs no lock.

@@ -19,8 +19,8 @@ Why the pods look as they do:
 - GPU pools roll one pod at a time without surging (a spare GPU is rarely free, and a surge
   pod would wait for one forever); CPU pools surge one pod and never go below replicas.
 - Workers serve routers only: with the operator's ``--worker-token-secret`` our worker mounts
-  that Secret and requires its token on ``/v1`` (``asrpool.credentials``); a bridge CNI enforces
-  no NetworkPolicy, so the chart's policy alone would not stop a pod calling a worker.
+  that Secret and needs its token on ``/v1`` (``asrpool_contract.credentials``); a bridge
+  CNI enforces no NetworkPolicy, so the chart's policy alone would not stop a pod calling a worker.
 - Locked down: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp, no
   service-account token (workers never call the API), no service-link environment variables
   (a Service named ``asrpool`` would otherwise set ``ASRPOOL_PORT=tcp://…`` in the pod, which
@@ -34,7 +34,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from asrpool.credentials import WORKER_TOKEN_KEY
+from asrpool_contract.credentials import WORKER_TOKEN_KEY
 
 from .labels import (
     MANAGED_BY,

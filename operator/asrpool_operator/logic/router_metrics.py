@@ -1,7 +1,7 @@
 """One router's Prometheus text → what it reports for each pool (pure).
 
 Each router exposes, on ``/metrics`` (no API key needed), the families named in
-``asrpool.metric_names``: the gauges ``queue_depth{pool}`` and ``in_flight{pool,pod}``, and
+``asrpool_contract.metric_names``: the gauges ``queue_depth{pool}`` and ``in_flight{pool,pod}``, and
 the counters ``busy_slot_seconds_total{pool}`` and ``queued_seconds_total{pool}`` (integrals
 of the same two levels over time). The ``pool`` label is the model name. ``parse`` reads one
 page into a ``PoolSample`` per pool; the operator's load reader (``load.py``) fetches the
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from asrpool import metric_names as names
+from asrpool_contract import metric_names as names
 
 from .autoscale import PoolLoad
 

@@ -55,7 +55,7 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from asrpool.wire import ERRORS, ErrorCode, mentions_out_of_memory, parse_error
+from asrpool_contract.wire import ERRORS, ErrorCode, mentions_out_of_memory, parse_error
 
 from .answers import answer_problem
 from .pod_load import PodLoad
@@ -237,7 +237,7 @@ def _classify(result: AttemptResult, response_format: str | None) -> Outcome:
         return Outcome.of(kind, code if kind is OutcomeKind.PERMANENT else None)
 
     text = result.body_text
-    if mentions_out_of_memory(text):  # the engines' words for it: asrpool.wire.OOM_MARKERS
+    if mentions_out_of_memory(text):  # the engines' words for it: asrpool_contract.wire.OOM_MARKERS
         return Outcome.of(OutcomeKind.OOM)
     if _MODEL_LOAD_TEXT.search(text):
         return Outcome.of(OutcomeKind.MODEL_LOAD_FAILED)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from asrpool.wire import OPENAI_DEFAULT_MODEL
+from asrpool_contract.wire import OPENAI_DEFAULT_MODEL
 
 from .chunking import ChunkingPolicy
 from .pool import PoolPolicy

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from asrpool.wire import WHISPER_SAMPLE_RATE
+from asrpool_contract.wire import WHISPER_SAMPLE_RATE
 
 from .g711 import G711_RATE, decode_alaw, decode_ulaw
 

@@ -62,7 +62,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from asrpool.wire import ErrorCode
+from asrpool_contract.wire import ErrorCode
 
 from .breaker import BreakerPolicy, ejection_allowed
 from .budget import BudgetPolicy

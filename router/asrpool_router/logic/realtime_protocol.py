@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from asrpool.wire import OPENAI_DEFAULT_MODEL
+from asrpool_contract.wire import OPENAI_DEFAULT_MODEL
 
 from .pcm import BadAudio, decode_base64_audio
 from .realtime_errors import ProtocolError, as_event, error_event

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from asrpool.wire import ErrorCode
+from asrpool_contract.wire import ErrorCode
 
 from .errors import Outcome, OutcomeKind
 

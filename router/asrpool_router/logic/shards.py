@@ -17,7 +17,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asrpool.transcript import Segment, Transcript, shifted
+from asrpool_contract.transcript import Segment, Transcript, shifted
 
 
 @dataclass(frozen=True)

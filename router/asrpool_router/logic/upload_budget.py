@@ -2,7 +2,7 @@
 
 The router keeps each upload (spooled to disk past 1 MiB) while its request waits in the
 queue and across retries, so a burst of large uploads could fill the disk or the memory of
-the router's pod. ``SpoolBudget`` caps their sum: ``asrpool.uploads`` takes bytes from a
+the router's pod. ``SpoolBudget`` caps their sum: ``asrpool_contract.uploads`` takes bytes from a
 request's ``SpoolHold`` as they stream in (the declared Content-Length at once, when there
 is one, so a request that cannot fit is refused before it is read), and the route releases
 the hold when the request is done with its upload. Past the cap the upload is refused with
@@ -11,7 +11,7 @@ the hold when the request is done with its upload. Past the cap the upload is re
 Invariants (property-tested): ``held_bytes`` never exceeds ``limit_bytes``; releasing every
 hold, however often, brings ``held_bytes`` and ``holds`` back to zero.
 
-Pure: no I/O, no clock. Called by ``asrpool.uploads`` (through its ``SpoolHold`` protocol)
+Pure: no I/O, no clock. Called by ``asrpool_contract.uploads`` (through its ``SpoolHold`` protocol)
 and ``app._read_job``.
 """
 

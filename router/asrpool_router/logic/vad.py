@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asrpool.wire import WHISPER_SAMPLE_RATE
+from asrpool_contract.wire import WHISPER_SAMPLE_RATE
 
 
 @dataclass(frozen=True)

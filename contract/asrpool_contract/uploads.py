@@ -14,7 +14,7 @@ A caller that holds uploads for long (the router, across queueing and retries) p
 and an upload that does not fit is refused with 429 ``queue_full``. The caller releases
 the hold when it is done with the upload, on every path.
 
-Slow clients are bounded below us: ``asrpool.http_server.BodyGuard`` makes ``receive()``
+Slow clients are bounded below us: ``asrpool_contract.http_server.BodyGuard`` makes ``receive()``
 raise ``request_timeout`` when body bytes stop coming, and that error passes through here.
 """
 

@@ -7,10 +7,10 @@ validated, routed and documented at once:
   result into decode options);
 - the router reads ``model``, ``stream`` and ``response_format`` with it, and so refuses a bad
   form with the same 400 before the request takes a slot;
-- ``asrpool.openapi`` turns it into the documented request body of both (``AudioUpload`` is
+- ``asrpool_contract.openapi`` turns it into the documented request body of both (``AudioUpload`` is
   the form with its ``file``).
 
-The upload itself is read by ``asrpool.uploads`` (it counts bytes as they stream); here only
+The upload itself is read by ``asrpool_contract.uploads`` (counting bytes as they stream); here only
 the text fields, as multipart gives them: name → values. The openai SDK sends list and
 nested fields in bracket form (``include[]=logprobs``, ``chunking_strategy[type]=server_vad``);
 the bare name is read too, and ``chunking_strategy`` also as one JSON object (what curl users

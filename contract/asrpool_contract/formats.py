@@ -176,7 +176,7 @@ _RENDER: dict[str, Callable[[Transcript, bool], Any]] = {
     "vtt": as_vtt,
     "verbose_json": as_verbose_json,
 }
-# One for each asrpool.audio_form.RESPONSE_FORMATS (a unit test holds them equal).
+# One for each asrpool_contract.audio_form.RESPONSE_FORMATS (a unit test holds them equal).
 FORMATS: dict[str, Format] = {
     name: Format(render, MEDIA_TYPES[name]) for name, render in _RENDER.items()
 }

@@ -1,8 +1,8 @@
 """What an audio request answers with, in each ``response_format``: OpenAI's shapes.
 
-The worker renders these (``asrpool.formats``, typed with them, so mypy holds it to
-them); the router relays them; ``asrpool.openapi`` documents both from them. The streamed
-answer's events live in ``asrpool.transcript_stream``.
+The worker renders these (``asrpool_contract.formats``, typed with them, so mypy holds it to
+them); the router relays them; ``asrpool_contract.openapi`` documents both from them. The streamed
+answer's events live in ``asrpool_contract.transcript_stream``.
 
 Pure: types and constants only.
 """
@@ -13,7 +13,7 @@ from typing import Literal, NotRequired
 
 from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
 
-# The media type of each response_format's answer (``asrpool.audio_form.ResponseFormat``).
+# The media type of each response_format's answer (``asrpool_contract.audio_form.ResponseFormat``).
 MEDIA_TYPES: dict[str, str] = {
     "json": "application/json",
     "text": "text/plain; charset=utf-8",

@@ -4,12 +4,12 @@ FastAPI documents what it sees: paths, methods, parameters, the API key (an ``HT
 security dependency). It cannot see three things, and this module adds them from their
 one home each, so the document cannot drift from the code:
 
-- the audio routes' multipart form, which ``asrpool.uploads`` reads by hand (to count bytes
-  as they stream): ``audio_route`` gives it from ``asrpool.audio_form.AudioUpload``, the model
+- the audio routes' multipart form, which ``asrpool_contract.uploads`` reads by hand (to count bytes
+  as they stream): ``audio_route`` reads ``asrpool_contract.audio_form.AudioUpload``, a model
   the worker validates with and the router routes with;
-- their answers: the 200 in every ``response_format`` (``asrpool.audio_answers``, the types
+- their answers: the 200 in every ``response_format`` (``asrpool_contract.audio_answers``, the types
   the worker renders) and, for ``stream=true``, as ``text/event-stream`` of the events of
-  ``asrpool.transcript_stream``;
+  ``asrpool_contract.transcript_stream``;
 - our errors: every one leaves in OpenAI's shape (``wire.ErrorResponse``) with a stable code;
   ``error_responses`` groups the codes a route gives by status (from ``wire.ERRORS``), each
   with its codes, the ``x-asrpool-error-code`` header and, where the catalogue says so,
@@ -17,7 +17,7 @@ one home each, so the document cannot drift from the code:
 
 ``install_openapi(app)`` builds the document once, on the first ``GET /openapi.json``, and
 adds what every route shares: 401 on the routes behind the API key, 400 where FastAPI would
-say 422 (``asrpool.http_errors`` answers validation errors with 400), 500 everywhere.
+say 422 (``asrpool_contract.http_errors`` answers validation errors with 400), 500 everywhere.
 ``tests/integration/test_openapi_contract.py`` holds the document to the real servers with
 schemathesis.
 """

@@ -1,12 +1,12 @@
 """Render every error of a FastAPI app in OpenAI's shape, once, for router and worker alike.
 
 ``install_error_handlers(app)`` maps ``AsrpoolError``, unknown routes, wrong
-methods and unexpected exceptions to ``asrpool.wire.error_body``. The message
+methods and unexpected exceptions to ``asrpool_contract.wire.error_body``. The message
 follows ``Accept-Language`` (zh → 简体中文) unless the error carries its own.
 Every error answer carries its code in ``x-asrpool-error-code``; a code whose catalogue
 entry says so (``queue_full``) carries ``Retry-After``; a 405 carries ``Allow`` (RFC 9110),
-with ``HEAD`` wherever ``GET`` is allowed (``asrpool.http_server.HeadAsGet`` serves it).
-The OpenAPI document (``asrpool.openapi``) describes these answers from the same catalogue.
+with ``HEAD`` wherever ``GET`` is allowed (``asrpool_contract.http_server.HeadAsGet`` serves it).
+The OpenAPI document (``asrpool_contract.openapi``) describes these answers from the same catalogue.
 """
 
 from __future__ import annotations
