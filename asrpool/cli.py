@@ -17,106 +17,27 @@ from typing import TYPE_CHECKING
 
 from asrpool_contract.credentials import WORKER_TOKEN_ENV, WORKER_TOKEN_FILE_ENV, worker_token
 from asrpool_contract.envflags import env_float, env_int, env_str
+from asrpool_contract.settings_flags import add_flags, from_flags
 from asrpool_contract.wire import OPENAI_DEFAULT_MODEL
 
 if TYPE_CHECKING:
+    from asrpool.local import LocalPool
     from asrpool_router.settings import RouterSettings
     from asrpool_worker.settings import WorkerSettings
 
 
 def add_worker_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("worker")
-    g.add_argument(
-        "--model",
-        default=env_str("ASRPOOL_MODEL"),
-        help="CTranslate2 Whisper model directory (default: bundled tiny.en)",
-    )
-    g.add_argument(
-        "--model-name",
-        default=env_str("ASRPOOL_MODEL_NAME", "tiny.en"),
-        help="name clients send in the `model` field (default: tiny.en)",
-    )
-    g.add_argument("--device", choices=["cpu", "cuda"], default=env_str("ASRPOOL_DEVICE", "cpu"))
-    g.add_argument(
-        "--compute-type",
-        default=env_str("ASRPOOL_COMPUTE_TYPE"),
-        help="CTranslate2 compute type (default: int8 on CPU, float16 on GPU)",
-    )
-    g.add_argument("--cpu-threads", type=int, default=env_int("ASRPOOL_CPU_THREADS", 0))
-    g.add_argument(
-        "--num-workers",
-        type=int,
-        default=env_int("ASRPOOL_NUM_WORKERS", 2),
-        help="decodes the engine runs at once (default: 2)",
-    )
-    g.add_argument(
-        "--slots",
-        type=int,
-        default=env_int("ASRPOOL_SLOTS", 0),
-        help="requests taken at once from all routers; more get 503 worker_busy at once "
-        "(default: --num-workers × --max-batch)",
-    )
-    g.add_argument(
-        "--max-batch",
-        type=int,
-        default=env_int("ASRPOOL_MAX_BATCH", 1),
-        help="decode up to this many concurrent short requests (one 30 s window, no "
-        "timestamps) in one engine call; 1 = off (default: 1; measured no faster on CPU)",
-    )
-    g.add_argument(
-        "--batch-window-ms",
-        type=float,
-        default=env_float("ASRPOOL_BATCH_WINDOW_MS", 10.0),
-        help="with --max-batch: the longest a request waits for others to join its batch; "
-        "a request with nothing else on its way never waits (default: 10)",
-    )
-    g.add_argument(
-        "--memory-budget-mb",
-        type=float,
-        default=env_float("ASRPOOL_MEMORY_BUDGET_MB", 0.0),
-        help="refuse work (503 gpu_oom) past this memory estimate; 0 = no limit",
-    )
-    g.add_argument(
-        "--memory-per-request-mb",
-        type=float,
-        default=env_float("ASRPOOL_MEMORY_PER_REQUEST_MB", 64.0),
-    )
-    g.add_argument(
-        "--memory-per-audio-second-mb",
-        type=float,
-        default=env_float("ASRPOOL_MEMORY_PER_AUDIO_SECOND_MB", 2.0),
-    )
-    g.add_argument("--max-upload-mb", type=float, default=env_float("ASRPOOL_MAX_UPLOAD_MB", 25.0))
-    g.add_argument(
-        "--drain-timeout",
-        type=float,
-        default=env_float("ASRPOOL_DRAIN_TIMEOUT", 30.0),
-        help="seconds SIGTERM waits for requests in flight",
-    )
-    g.add_argument(
-        "--oom-recovery-after",
-        type=int,
-        default=env_int("ASRPOOL_OOM_RECOVERY_AFTER", 3),
-        help="after this many CUDA OOMs in a row with nothing else in flight, go not ready, "
-        "drain and reload the engine (default: 3; 0 = never)",
-    )
+    """Every flag ``WorkerSettings`` declares (the server's timeouts among them)."""
+    from asrpool_worker.settings import WorkerSettings
+
+    add_flags(p.add_argument_group("worker"), WorkerSettings)
 
 
 def add_server_options(p: argparse.ArgumentParser) -> None:
-    """Slow-client guards of the HTTP server (router and worker: asrpool_contract.http_server)."""
-    g = p.add_argument_group("server")
-    g.add_argument(
-        "--header-timeout",
-        type=float,
-        default=env_float("ASRPOOL_HEADER_TIMEOUT", 10.0),
-        help="seconds a client may take to send a request's headers (default: 10; 0 = none)",
-    )
-    g.add_argument(
-        "--body-timeout",
-        type=float,
-        default=env_float("ASRPOOL_BODY_TIMEOUT", 30.0),
-        help="seconds an upload may pause before it is stopped with 408 (default: 30; 0 = none)",
-    )
+    """The router's guards against its clients (asrpool_contract.server_limits)."""
+    from asrpool_contract.server_limits import ServerLimits
+
+    add_flags(p.add_argument_group("server"), ServerLimits)
 
 
 def add_worker_token_option(p: argparse.ArgumentParser) -> None:
@@ -133,28 +54,8 @@ def add_worker_token_option(p: argparse.ArgumentParser) -> None:
 def worker_settings(args: argparse.Namespace, *, host: str, port: int) -> WorkerSettings:
     from asrpool_worker.settings import WorkerSettings
 
-    return WorkerSettings(
-        host=host,
-        port=port,
-        model_dir=args.model,
-        model_name=args.model_name,
-        device=args.device,
-        compute_type=args.compute_type,
-        cpu_threads=args.cpu_threads,
-        num_workers=args.num_workers,
-        slots=args.slots,
-        max_batch=args.max_batch,
-        batch_window_ms=args.batch_window_ms,
-        memory_budget_mb=args.memory_budget_mb,
-        memory_per_request_mb=args.memory_per_request_mb,
-        memory_per_audio_second_mb=args.memory_per_audio_second_mb,
-        max_upload_mb=args.max_upload_mb,
-        drain_timeout_s=args.drain_timeout,
-        oom_recovery_after=args.oom_recovery_after,
-        header_timeout_s=args.header_timeout,
-        body_timeout_s=args.body_timeout,
-        worker_token=worker_token(args.worker_token_file),
-    )
+    token = worker_token(args.worker_token_file)
+    return from_flags(WorkerSettings, args, host=host, port=port, worker_token=token)
 
 
 def add_router_options(p: argparse.ArgumentParser) -> None:
@@ -305,7 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--host", default=env_str("ASRPOOL_HOST", "127.0.0.1"))
     w.add_argument("--port", type=int, default=env_int("ASRPOOL_PORT", 9000))
     add_worker_options(w)
-    add_server_options(w)
     add_worker_token_option(w)
 
     r = sub.add_parser(
@@ -331,13 +231,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=env_str("ASRPOOL_NAMESPACE"),
         help="namespace to watch with --kubernetes (default: the pod's own)",
     )
-    # Here, not in add_router_options: `asrpool local` takes it once, for workers and router.
-    r.add_argument(
-        "--max-upload-mb",
-        type=float,
-        default=env_float("ASRPOOL_MAX_UPLOAD_MB", 25.0),
-        help="largest upload accepted, 413 past it (default: 25, OpenAI's limit)",
-    )
     add_router_options(r)
     add_server_options(r)
     add_worker_token_option(r)
@@ -347,8 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--host", default="127.0.0.1")
     loc.add_argument("--port", type=int, default=8000)
     add_router_options(loc)
-    add_worker_options(loc)
-    add_server_options(loc)
+    add_worker_options(loc)  # its --max-upload-mb and timeouts hold for the router too
     add_worker_token_option(loc)
 
     t = sub.add_parser("transcribe", help="transcribe files through a router")
@@ -441,7 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "local":
         from .local import run_local
 
-        return run_local(args)
+        if args.workers < 1:
+            print("asrpool local: --workers must be at least 1", file=sys.stderr)
+            return 2
+        return run_local(local_pool(args))
     if args.command == "transcribe":
         from .client import transcribe_files
 
@@ -487,10 +382,22 @@ def router_settings(args: argparse.Namespace, *, backends: list[str]) -> RouterS
         health_interval_s=args.health_interval,
         max_upload_mb=args.max_upload_mb,
         max_spooled_mb=args.max_spooled_mb,
-        header_timeout_s=args.header_timeout,
-        body_timeout_s=args.body_timeout,
+        header_timeout_s=args.header_timeout_s,
+        body_timeout_s=args.body_timeout_s,
         max_sessions=args.max_sessions,
         max_sessions_per_key=args.max_sessions_per_key,
         session_idle_timeout_s=args.session_idle_timeout,
         worker_token=worker_token(args.worker_token_file),
+    )
+
+
+def local_pool(args: argparse.Namespace) -> LocalPool:
+    """``asrpool local``'s flags as the settings of its router and of every worker."""
+    from asrpool.local import LocalPool
+
+    return LocalPool(
+        workers=args.workers,
+        router=router_settings(args, backends=[]),
+        worker=worker_settings(args, host=args.host, port=0),
+        log_level=args.log_level,
     )

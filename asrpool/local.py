@@ -9,7 +9,6 @@ then drains and stops every worker.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import ctypes.util
@@ -23,46 +22,41 @@ import subprocess
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import httpx
 
 from asrpool_contract.credentials import WORKER_TOKEN_ENV
+from asrpool_contract.settings_flags import to_argv
+
+if TYPE_CHECKING:
+    from asrpool_router.settings import RouterSettings
+    from asrpool_worker.settings import WorkerSettings
 
 log = logging.getLogger("asrpool.local")
 
 _PR_SET_PDEATHSIG = 1
 
-# Worker flags passed on unchanged from `asrpool local` to every worker.
-_WORKER_FLAGS = {
-    "model": "--model",
-    "model_name": "--model-name",
-    "device": "--device",
-    "compute_type": "--compute-type",
-    "num_workers": "--num-workers",
-    "slots": "--slots",
-    "max_batch": "--max-batch",
-    "batch_window_ms": "--batch-window-ms",
-    "memory_budget_mb": "--memory-budget-mb",
-    "memory_per_request_mb": "--memory-per-request-mb",
-    "memory_per_audio_second_mb": "--memory-per-audio-second-mb",
-    "max_upload_mb": "--max-upload-mb",
-    "drain_timeout": "--drain-timeout",
-    "oom_recovery_after": "--oom-recovery-after",
-    "header_timeout": "--header-timeout",
-    "body_timeout": "--body-timeout",
-    "worker_token_file": "--worker-token-file",
-}
+
+@dataclasses.dataclass(frozen=True)
+class LocalPool:
+    """What ``asrpool local`` runs: ``workers`` copies of ``worker`` behind ``router``.
+
+    The router's backends and every worker's port are chosen here; an API key and the
+    worker token are made here when the settings carry none.
+    """
+
+    workers: int
+    router: RouterSettings
+    worker: WorkerSettings
+    log_level: str = "INFO"
 
 
-def worker_flags(args: argparse.Namespace, workers: int) -> list[str]:
-    flags: list[str] = []
-    for attr, flag in _WORKER_FLAGS.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            flags += [flag, str(value)]
+def worker_argv(worker: WorkerSettings, workers: int) -> list[str]:
+    """The flags every worker process gets: all of ``worker``'s (settings_flags.to_argv)."""
     # N engines on a few cores: share the cores instead of each taking them all.
-    threads = args.cpu_threads or max(1, (os.cpu_count() or 1) // workers)
-    return [*flags, "--cpu-threads", str(threads)]
+    threads = worker.cpu_threads or max(1, (os.cpu_count() or 1) // workers)
+    return to_argv(dataclasses.replace(worker, cpu_threads=threads))
 
 
 def _free_port(host: str) -> int:
@@ -73,7 +67,13 @@ def _free_port(host: str) -> int:
 
 class WorkerProcess:
     def __init__(
-        self, index: int, host: str, port: int, flags: list[str], log_level: str = "WARNING"
+        self,
+        index: int,
+        host: str,
+        port: int,
+        flags: list[str],
+        token: str,
+        log_level: str = "WARNING",
     ) -> None:
         self.index = index
         self.url = f"http://{host}:{port}"
@@ -90,13 +90,17 @@ class WorkerProcess:
             str(port),
             *flags,
         ]
+        # In the environment, not on the command line: argv is visible to every local user.
+        self._env = {**os.environ, WORKER_TOKEN_ENV: token}
         self.proc = self._start()
         self.restarts = 0
 
     def _start(self) -> subprocess.Popen[bytes]:
         # Own process group: the terminal's Ctrl-C reaches us, and we drain workers in order.
         # If we die without that chance (SIGKILL), the kernel stops the worker too.
-        return subprocess.Popen(self._argv, start_new_session=True, preexec_fn=_die_with_parent)
+        return subprocess.Popen(
+            self._argv, env=self._env, start_new_session=True, preexec_fn=_die_with_parent
+        )
 
     def restart_if_dead(self) -> None:
         if self.proc.poll() is not None:
@@ -148,61 +152,62 @@ def _supervise(workers: list[WorkerProcess], stopping: threading.Event) -> None:
                 w.restart_if_dead()
 
 
-def run_local(args: argparse.Namespace) -> int:
-    from asrpool.cli import router_settings
+def run_local(pool: LocalPool) -> int:
     from asrpool_router.server import serve
 
-    if args.workers < 1:
-        print("asrpool local: --workers must be at least 1", file=sys.stderr)
-        return 2
+    router, worker = pool.router, pool.worker
     api_key = None
-    if not args.no_auth and not os.environ.get("ASRPOOL_API_KEYS") and not args.api_keys_file:
+    if router.auth and not router.api_keys:
         api_key = "asrp-" + secrets.token_urlsafe(24)
-        os.environ["ASRPOOL_API_KEYS"] = api_key
-    if not args.worker_token_file and not os.environ.get(WORKER_TOKEN_ENV):
-        # Any local process could reach the workers' ports: they serve only our router. The
-        # workers inherit it; it is never printed (even --no-auth keeps it: that opens the
-        # router, not the workers behind it).
-        os.environ[WORKER_TOKEN_ENV] = secrets.token_urlsafe(32)
+        router = dataclasses.replace(router, api_keys=(api_key,))
+    # Any local process could reach the workers' ports: they serve only our router. The
+    # token is never printed (even --no-auth keeps it: that opens the router, not the
+    # workers behind it).
+    token = router.worker_token or worker.worker_token or secrets.token_urlsafe(32)
 
     def _interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM during start-up: still stop the workers we started
 
     signal.signal(signal.SIGTERM, _interrupt)
-    flags = worker_flags(args, args.workers)
+    flags = worker_argv(worker, pool.workers)
     # The router logs one line per request; the workers speak up only for what goes wrong,
     # unless asked for everything (--log-level DEBUG).
-    worker_log = "DEBUG" if args.log_level.upper() == "DEBUG" else "WARNING"
+    worker_log = "DEBUG" if pool.log_level.upper() == "DEBUG" else "WARNING"
+    host = router.host
     workers = [
-        WorkerProcess(i, args.host, _free_port(args.host), flags, worker_log)
-        for i in range(args.workers)
+        WorkerProcess(i, host, _free_port(host), flags, token, worker_log)
+        for i in range(pool.workers)
     ]
     stopping = threading.Event()
     try:
         _wait_ready(workers, timeout_s=300)
         supervisor = threading.Thread(target=_supervise, args=(workers, stopping), daemon=True)
         supervisor.start()
-        url = f"http://{args.host}:{args.port}"
+        url = f"http://{host}:{router.port}"
         print(f"asrpool local: {len(workers)} workers ready; router on {url}", flush=True)
         print(f"  OpenAI base_url: {url}/v1", flush=True)
         if api_key:
             # Printed once, for the person who started the pool; never written to the log.
             print(f"  API key: {api_key}", flush=True)
-        elif args.no_auth:
+        elif not router.auth:
             print("  auth: off (--no-auth)", flush=True)
         print("  Ctrl-C stops everything.", flush=True)
-        settings = router_settings(args, backends=[w.url for w in workers])
-        per_worker = args.num_workers * max(1, args.max_batch)
-        if settings.per_pod > per_worker:
-            # A worker runs num_workers decodes at once (each a batch of up to max_batch
-            # requests); more slots would only queue inside it, where realtime chunks could
-            # not overtake batch uploads.
-            settings = dataclasses.replace(settings, per_pod=per_worker)
-        serve(settings)
+        # A worker runs num_workers decodes at once (each a batch of up to max_batch
+        # requests); more slots would only queue inside it, where realtime chunks could not
+        # overtake batch uploads.
+        per_worker = worker.num_workers * max(1, worker.max_batch)
+        serve(
+            dataclasses.replace(
+                router,
+                backends=tuple(w.url for w in workers),
+                worker_token=token,
+                per_pod=min(router.per_pod, per_worker),
+            )
+        )
     except KeyboardInterrupt:
         pass
     finally:
         stopping.set()
         for w in workers:
-            w.stop(grace_s=args.drain_timeout)
+            w.stop(grace_s=worker.drain_timeout_s)
     return 0

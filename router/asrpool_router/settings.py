@@ -6,9 +6,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asrpool_contract.server_limits import ServerLimits
+
 
 @dataclass(frozen=True)
-class RouterSettings:
+class RouterSettings(ServerLimits):
+    """The router's settings; the upload limit and client timeouts come from ServerLimits."""
+
     host: str = "127.0.0.1"
     port: int = 8000
     backends: tuple[str, ...] = ()  # static worker URLs (asrpool local, asrpool router)
@@ -36,21 +40,14 @@ class RouterSettings:
     max_ejection_percent: float = 50.0
     attempt_timeout_base_s: float = 30.0  # every attempt gets at least this long
     health_interval_s: float = 2.0
-    max_upload_mb: float = 25.0
     # All uploads held at once (memory + spool files, while queued and across retries);
     # past it uploads get 429 queue_full. 0: no cap.
     max_spooled_mb: float = 4096.0
-    header_timeout_s: float = 10.0  # slow clients: see asrpool_contract.http_server
-    body_timeout_s: float = 30.0
     max_sessions: int = 256  # live (realtime) sessions open at once, in total
     max_sessions_per_key: int = 16  # … and per API key
     session_idle_timeout_s: float = 120.0  # a session with no client message this long ends
     # Shown to every worker (asrpool_contract.credentials): workers refuse /v1 calls without it.
     worker_token: str | None = field(default=None, repr=False)
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 2**20)
 
 
 def load_api_keys(keys_file: str | None) -> tuple[str, ...]:

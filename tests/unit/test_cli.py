@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import typing
+
 import pytest
 
 from asrpool.cli import build_parser, router_settings, worker_settings
@@ -93,9 +97,43 @@ def test_batching_is_off_by_default_and_its_flags_size_the_slots(monkeypatch: py
 
 
 def test_local_passes_the_batching_flags_on_to_every_worker():
-    from asrpool.local import worker_flags
+    from asrpool.cli import local_pool
+    from asrpool.local import worker_argv
 
     args = build_parser().parse_args(["local", "--max-batch", "8", "--batch-window-ms", "3"])
-    flags = worker_flags(args, workers=2)
+    flags = worker_argv(local_pool(args).worker, workers=2)
     assert flags[flags.index("--max-batch") + 1] == "8"
     assert flags[flags.index("--batch-window-ms") + 1] == "3.0"
+
+
+def _a_value_unlike(value: object, kind: type) -> object:
+    if kind is int:
+        return 7
+    if kind is float:
+        return 7.5
+    return "cuda" if value == "cpu" else "a-model-dir"
+
+
+def test_every_worker_setting_given_to_local_reaches_every_worker(monkeypatch):
+    """A worker flag is declared once (WorkerSettings); `local` passes each one on."""
+    from asrpool.cli import local_pool
+    from asrpool.local import worker_argv
+    from asrpool_worker.settings import WorkerSettings
+
+    for name in [n for n in os.environ if n.startswith("ASRPOOL_")]:
+        monkeypatch.delenv(name)
+    hints = typing.get_type_hints(WorkerSettings)
+    argv, expected = ["local"], {}
+    for f in dataclasses.fields(WorkerSettings):
+        flag = f.metadata.get("asrpool_flag")
+        if flag is None:
+            continue
+        kind = next(a for a in typing.get_args(hints[f.name]) or (hints[f.name],) if a)
+        value = _a_value_unlike(f.default, kind)
+        argv += [flag.option, str(value)]
+        expected[f.name] = value
+    assert {"num_workers", "max_batch", "max_upload_mb", "body_timeout_s"} <= expected.keys()
+    given = local_pool(build_parser().parse_args(argv)).worker
+    passed = worker_argv(given, workers=2)
+    seen = worker_settings(build_parser().parse_args(["worker", *passed]), host="h", port=1)
+    assert {name: getattr(seen, name) for name in expected} == expected

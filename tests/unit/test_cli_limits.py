@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asrpool.cli import build_parser, router_settings, worker_settings
-from asrpool.local import worker_flags
+from asrpool.cli import build_parser, local_pool, router_settings, worker_settings
+from asrpool.local import worker_argv
 
 LIMIT_VARIABLES = (
     "ASRPOOL_MAX_UPLOAD_MB",
@@ -54,9 +54,10 @@ def test_local_gives_its_upload_limit_and_timeouts_to_the_router_and_every_worke
     args = build_parser().parse_args(
         ["local", "--max-upload-mb", "5", "--header-timeout", "3", "--body-timeout", "7"]
     )
-    s = router_settings(args, backends=[])
+    pool = local_pool(args)
+    s = pool.router
     assert (s.max_upload_mb, s.header_timeout_s, s.body_timeout_s) == (5.0, 3.0, 7.0)
-    flags = worker_flags(args, workers=2)
+    flags = worker_argv(pool.worker, workers=2)
     for flag, value in (("--max-upload-mb", "5.0"), ("--header-timeout", "3.0")):
         assert flags[flags.index(flag) + 1] == value
     assert flags[flags.index("--body-timeout") + 1] == "7.0"

