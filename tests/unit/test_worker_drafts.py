@@ -1,0 +1,53 @@
+"""Live partials on a short encoder context: its length, its token budget, loops trimmed."""
+
+from __future__ import annotations
+
+import pytest
+
+from asrpool_worker import drafts
+
+RATE = 16_000
+
+
+@pytest.mark.parametrize(
+    ("seconds", "frames"),
+    [
+        (0.5, 600),  # the floor: six seconds of context
+        (4.0, 600),
+        (5.5, 650),  # speech + one second of silence
+        (12.0, 1300),
+        (29.5, 3000),  # never more than Whisper's window
+        (40.0, 3000),
+    ],
+)
+def test_a_draft_encodes_its_audio_and_a_pad_within_floor_and_window(seconds, frames):
+    assert drafts.context_frames(int(seconds * RATE)) == frames
+    assert drafts.context_samples(int(seconds * RATE)) == frames * 160
+
+
+def test_the_context_is_always_even_for_the_encoders_stride():
+    assert all(drafts.context_frames(n) % 2 == 0 for n in range(0, 40 * RATE, 1237))
+
+
+def test_the_token_budget_grows_with_the_audio_up_to_the_decoders_limit():
+    assert drafts.token_budget(0) == 8
+    assert drafts.token_budget(5 * RATE) == 38
+    assert drafts.token_budget(600 * RATE) == 448
+
+
+@pytest.mark.parametrize(
+    ("draft", "kept"),
+    [
+        (
+            "The children played football in the children played football in",
+            "The children played football in",
+        ),
+        ("She borrowed three books, three books, three", "She borrowed three books,"),
+        ("Turn left at the corner. Turn left at the", "Turn left at the corner."),
+        ("We will open a new office in the city next spring.", None),
+        ("the the", None),  # too short to judge
+        ("", None),
+    ],
+)
+def test_a_draft_that_starts_over_is_cut_where_it_repeats(draft, kept):
+    assert drafts.trim_repetition(draft) == (draft if kept is None else kept)

@@ -1,0 +1,66 @@
+"""Live partials decoded with a short encoder context: how much of the window, how many tokens.
+
+Whisper's encoder is trained on 30 s windows, and faster-whisper pads every clip to one:
+on CPU that window is most of a partial's cost (0.3-0.4 s for tiny.en on one thread, for
+a 2 s utterance). CTranslate2 encodes shorter inputs too (its positional embeddings are
+sliced, as whisper.cpp's ``audio_ctx`` does), so a draft encodes only its audio plus a
+little silence: measured about 4× cheaper on the test sentences (``bench/README.md``).
+
+Two things the full window gave for free are put back here:
+- a floor on the context (``MIN_CONTEXT_S``): on one or two seconds of context the model
+  tends to start the sentence again once the speech runs out;
+- a token budget from the audio's length, and ``trim_repetition`` for a draft that starts
+  over anyway (a partial that reads the sentence twice is worse than a shorter one).
+
+Drafts are superseded by the utterance's final, which is always decoded on the full window:
+final transcripts are unchanged. Pure: called by ``engine.WhisperEngine``.
+"""
+
+from __future__ import annotations
+
+from asrpool_contract.wire import WHISPER_SAMPLE_RATE
+
+FRAMES_PER_SECOND = 100  # Whisper's log-mel hop is 10 ms
+FULL_WINDOW_FRAMES = 3000
+PAD_S = 1.0  # silence after the speech: room for the model to see the words end
+MIN_CONTEXT_S = 6.0
+# Speech runs at 2-4 tokens a second; twice the fastest, plus room for punctuation.
+TOKENS_PER_SECOND = 6
+TOKENS_BASE = 8
+MAX_TOKENS = 448  # the decoder's own limit
+
+
+def context_frames(samples: int) -> int:
+    """Encoder frames for a draft of ``samples``: its audio and the pad, at least the floor."""
+    seconds = max(samples / WHISPER_SAMPLE_RATE + PAD_S, MIN_CONTEXT_S)
+    frames = min(FULL_WINDOW_FRAMES, int(seconds * FRAMES_PER_SECOND))
+    return frames - frames % 2  # the encoder's stride-2 convolution halves it exactly
+
+
+def context_samples(samples: int) -> int:
+    """Audio (speech and trailing silence) that fills ``context_frames`` of features."""
+    return context_frames(samples) * WHISPER_SAMPLE_RATE // FRAMES_PER_SECOND
+
+
+def token_budget(samples: int) -> int:
+    seconds = samples / WHISPER_SAMPLE_RATE
+    return min(MAX_TOKENS, TOKENS_BASE + int(TOKENS_PER_SECOND * seconds))
+
+
+def trim_repetition(text: str, *, n: int = 3) -> str:
+    """The draft up to where it starts repeating itself: the first ``n`` words seen before.
+
+    ``"Turn left at the corner. Turn left at the"`` reads ``"Turn left at the corner."``,
+    ``"She borrowed three books, three books, three"`` reads ``"She borrowed three books,"``.
+    Compared case- and punctuation-blind. One utterance (at most 12 s) rarely says the same
+    three words twice; a draft that does is shortened, and its final says it in full.
+    """
+    words = text.split()
+    keys = ["".join(ch for ch in w.lower() if ch.isalnum()) for w in words]
+    seen: set[tuple[str, ...]] = set()
+    for start in range(len(keys) - n + 1):
+        gram = tuple(keys[start : start + n])
+        if gram in seen:
+            return " ".join(words[:start])
+        seen.add(gram)
+    return text
