@@ -105,6 +105,14 @@ def add_router_options(p: argparse.ArgumentParser) -> None:
         "many pods as have room, then joined (default: 60; 0 = never)",
     )
     g.add_argument(
+        "--decode-uploads",
+        choices=("on", "off"),
+        default=env_str("ASRPOOL_DECODE_UPLOADS", "on"),
+        help="decode each upload here, once, and send pods 16 kHz mono WAV: exact lengths, "
+        "undecodable files refused before they cost a pod (default: on; off sends the file "
+        "as uploaded)",
+    )
+    g.add_argument(
         "--cache-mb",
         type=float,
         default=env_float("ASRPOOL_CACHE_MB", 64.0),
@@ -372,6 +380,7 @@ def router_settings(args: argparse.Namespace, *, backends: list[str]) -> RouterS
         max_attempts=args.max_attempts,
         request_timeout_s=args.request_timeout,
         shard_min_s=args.shard_min_seconds,
+        decode_uploads=args.decode_uploads == "on",
         cache_mb=args.cache_mb,
         cache_redis=args.cache_redis,
         cache_ttl_s=args.cache_ttl,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import io
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -25,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
 
 from asrpool_contract import transcript_stream as stream_events
-from asrpool_contract.audio import decode_pcm16
+from asrpool_contract.audio import decode_pcm16, duration_seconds, wav_bytes
 from asrpool_contract.audio_answers import Model, ModelList
 from asrpool_contract.audio_form import read_form
 from asrpool_contract.credentials import worker_headers
@@ -290,6 +292,7 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
         job.upload.fields = [(k, v) for k, v in job.upload.fields if k != "model"]
         job.upload.fields.append(("model", runner.model))
         if job.stream:
+            job, _ = await _decode_once(job, request, state.settings)
             response = await _relay_stream(runner, job, state, request, done)
             streaming = True
             return response
@@ -298,8 +301,10 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
             done.ok = True
             return cached
         answer = None
+        job, samples = await _decode_once(job, request, state.settings)
         if _worth_cutting(job, state.settings):
-            samples = await _decoded(job, request)
+            if samples is None:
+                samples = await _decoded(job, request)
             if samples is not None:
                 answer = await forward_sharded(
                     runner, job, samples, state.transport, state.timeouts, state.shard_policy
@@ -357,6 +362,35 @@ def _worth_cutting(job: Job, settings: RouterSettings) -> bool:
     if any(k.startswith("include") and v == "logprobs" for k, v in job.upload.fields):
         return False
     return job.audio_seconds >= settings.shard_min_s / 2
+
+
+async def _decode_once(
+    job: Job, request: Request, settings: RouterSettings
+) -> tuple[Job, np.ndarray | None]:
+    """The job as pods will get it: with ``--decode-uploads`` (on by default) its audio is
+    decoded here, once, and every attempt sends the same 16 kHz mono WAV, which pods read
+    without FFmpeg; its length is then exact (attempt timeouts, load) and an undecodable
+    upload is refused here, before it costs a pod. Off, or with no room in the spool
+    budget, the job is sent as the client uploaded it (and its samples are None)."""
+    if not settings.decode_uploads:
+        return job, None
+    samples = await _decoded(job, request)
+    if samples is None:
+        return job, None
+    wav = wav_bytes(samples)
+    upload = dataclasses.replace(
+        job.upload,
+        filename=_wav_name(job.upload.filename),
+        content_type="audio/wav",
+        file=io.BytesIO(wav),
+        size=len(wav),
+    )
+    return dataclasses.replace(job, upload=upload, audio_seconds=duration_seconds(samples)), samples
+
+
+def _wav_name(filename: str) -> str:
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    return (stem or "audio") + ".wav"
 
 
 async def _decoded(job: Job, request: Request) -> np.ndarray | None:

@@ -27,6 +27,8 @@ class RouterSettings(ServerLimits):
     queue_timeout_s: float = 120.0
     # Uploads at least this long are cut at pauses and decoded across the pool; 0: never.
     shard_min_s: float = 60.0
+    # Decode every upload here, once, and send pods 16 kHz mono WAV (app._decode_once).
+    decode_uploads: bool = True
     # Answers to identical requests, kept (logic/result_cache.py): this much memory (0: off),
     # or in Redis (shared by a fleet of routers) for cache_ttl_s.
     cache_mb: float = 64.0

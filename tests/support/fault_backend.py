@@ -160,6 +160,8 @@ class Hits:
     by_mode: Counter[str] = field(default_factory=Counter)
     bodies_read: int = 0
     connections: int = 0  # accepted, so tests can see keep-alive reuse
+    # The last upload's file part as it arrived: its name, size and first 64 bytes (hex).
+    last_file: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -167,6 +169,7 @@ class Hits:
             "by_mode": dict(self.by_mode),
             "bodies_read": self.bodies_read,
             "connections": self.connections,
+            "last_file": self.last_file,
         }
 
 
@@ -319,6 +322,26 @@ async def send(writer: asyncio.StreamWriter, answer: Answer, *, keep_alive: bool
 
 
 # --- what each mode answers -----------------------------------------------------------------
+
+
+def file_part(content_type: str, body: bytes) -> dict[str, Any] | None:
+    """The form's file: its name, size and first 64 bytes in hex; None if there is none."""
+    found: dict[str, Any] = {}
+
+    def on_file(f: Any) -> None:
+        f.file_object.seek(0)
+        data = f.file_object.read()
+        found.update(filename=(f.file_name or b"").decode(), size=len(data), head=data[:64].hex())
+        f.close()
+
+    if not content_type.lower().startswith("multipart/form-data"):
+        return None
+    headers = {"Content-Type": content_type.encode(), "Content-Length": str(len(body)).encode()}
+    try:
+        parse_form(headers, io.BytesIO(body), lambda f: None, on_file)
+    except (FormParserError, ValueError):
+        return None
+    return found or None
 
 
 def form_fields(content_type: str, body: bytes) -> dict[str, str]:
@@ -615,6 +638,7 @@ class FaultBackend:
         self.hits.by_mode[mode.value] += 1
         body = await read_body(reader, writer, request)
         self.hits.bodies_read += 1
+        self.hits.last_file = file_part(request.headers.get("content-type", ""), body)
         log.info("%s %s: %d bytes, mode %s", request.method, request.path, len(body), mode)
         keep_alive = request.keep_alive
         if mode is Mode.OK:

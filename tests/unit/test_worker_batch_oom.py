@@ -11,7 +11,9 @@ tiny.en's tokenizer, the engine, the batcher, the worker app, the memory guard, 
 
 from __future__ import annotations
 
+import functools
 import io
+import tempfile
 import threading
 import time
 import wave
@@ -32,6 +34,7 @@ from asrpool_worker.app import create_app
 from asrpool_worker.batching import Reason
 from asrpool_worker.engine import WhisperEngine, default_model_dir, model_size_mb
 from asrpool_worker.settings import WorkerSettings
+from tests.support.speech import SENTENCES, synthesize
 
 OOM = "CUDA failed with error out of memory"
 
@@ -94,22 +97,17 @@ def load(settings: WorkerSettings) -> WhisperEngine:
     )
 
 
-def wav(seconds: float = 1.0) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16_000)
-        w.writeframes(b"\x10\x00" * int(16_000 * seconds))
-    return buf.getvalue()
+@functools.cache
+def speech() -> bytes:
+    """One spoken sentence: the VAD pass keeps it whole, one window (the stub reads none)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return synthesize(SENTENCES["office"], Path(tmp) / "office.wav").read_bytes()
 
 
 def post(client: TestClient, prompt: str):  # type: ignore[no-untyped-def]
-    # asrpool_draft: no VAD pass, so the stub's constant audio keeps its one window.
+    # A plain json request: batchable (realtime partials are not: they take drafts.py).
     return client.post(
-        "/v1/audio/transcriptions",
-        files={"file": ("a.wav", wav())},
-        data={"prompt": prompt, "asrpool_draft": "true"},
+        "/v1/audio/transcriptions", files={"file": ("a.wav", speech())}, data={"prompt": prompt}
     )
 
 
@@ -168,7 +166,9 @@ def test_an_oom_in_a_batch_decodes_each_member_alone_and_only_the_one_that_canno
 
 
 def test_a_batch_holds_no_more_requests_than_the_memory_guard_admitted(tmp_path, stub):
-    one_request_mb = 64 + 2 * 1.0  # memory_per_request_mb + 1 s of audio
+    with wave.open(io.BytesIO(speech())) as clip:
+        seconds = clip.getnframes() / clip.getframerate()
+    one_request_mb = 64 + 2 * seconds  # memory_per_request_mb + 2 MB a second of audio
     settings = WorkerSettings(
         num_workers=1,
         max_batch=8,

@@ -1,10 +1,11 @@
 """How many seconds of audio an upload holds, guessed without decoding it.
 
-The router does not decode audio (its image carries no codecs); it needs the
-length only to weigh load (audio seconds in flight) and to scale the attempt
-timeout. WAV says its length in its header; for compressed formats we divide
-by a low bit rate, so the guess errs long: a too-long guess costs a later
-timeout, a too-short one would cut a healthy decode off.
+The length weighs load (audio seconds in flight) and scales the attempt timeout. It is
+needed before the upload is decoded (when it waits for the spool, and with
+``--decode-uploads off``, when the router never decodes it). WAV says its length in its
+header; for compressed formats we divide by a low bit rate, so the guess errs long: a
+too-long guess costs a later timeout, a too-short one would cut a healthy decode off.
+Once the router has decoded the upload, the exact length replaces the guess.
 """
 
 from __future__ import annotations
