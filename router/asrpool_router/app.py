@@ -67,6 +67,13 @@ from .transport import BufferedUpload, PodTransport
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+# The pages' files by suffix, named here rather than guessed from the host's MIME tables
+# (some map .js to text/plain, and browsers refuse a module script that is not JavaScript).
+STATIC_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+}
 
 _PRIORITY_HEADER = "x-asrpool-priority"
 _PRIORITIES = {"interactive": Priority.INTERACTIVE, "batch": Priority.BATCH}
@@ -240,7 +247,7 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
         path = (STATIC / name).resolve()
         if path.parent != STATIC.resolve() or not path.is_file():
             raise AsrpoolError(ErrorCode.NOT_FOUND, f"No file {name}.")
-        return FileResponse(path)
+        return FileResponse(path, media_type=STATIC_TYPES.get(path.suffix))
 
     upload_mb = settings.max_upload_bytes
 

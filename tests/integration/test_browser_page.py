@@ -90,6 +90,7 @@ class RecorderPage:
     page: Page
     console: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)  # every URL the page fetched
+    responses: dict[str, tuple[int, str]] = field(default_factory=dict)  # URL → status, type
 
     def text(self, selector: str) -> str:
         return self.page.inner_text(selector).strip()
@@ -148,6 +149,12 @@ def open_page(driver: Playwright, microphone_wav: Path, tmp_path: Path) -> Itera
         page.on("console", lambda msg: recorder.console.append(f"{msg.type}: {msg.text}"))
         page.on("pageerror", lambda err: recorder.console.append(f"pageerror: {err}"))
         page.on("request", lambda request: recorder.requests.append(request.url))
+        page.on(
+            "response",
+            lambda r: recorder.responses.update(
+                {r.url: (r.status, r.headers.get("content-type", ""))}
+            ),
+        )
         if init_script:
             page.add_init_script(init_script)
         page.goto(url, timeout=15_000)
@@ -166,6 +173,27 @@ def prefix_wer(hypothesis: str) -> float:
     n = len(normalize(hypothesis).split())
     lengths = range(max(1, n - 8), min(len(ref), n + 8) + 1)
     return min(word_error_rate(" ".join(ref[:k]), hypothesis) for k in lengths)
+
+
+def test_the_page_loads_its_modules_with_no_console_errors(
+    routers: Routers, open_page: OpenPage
+) -> None:
+    """The page is ES modules the router serves as JavaScript: each loads, nothing logs."""
+    rec = open_page(routers.open.url)
+    static = f"{routers.open.url}/static/"
+    modules = {
+        url.removeprefix(static): answer
+        for url, answer in rec.responses.items()
+        if url.startswith(static) and url.endswith(".js")
+    }
+    # The page module and what it imports, all before the page said it was ready.
+    assert {"recorder.js", "capture.js", "live.js", "upload.js", "pcm.js"} <= modules.keys()
+    for name, (status, content_type) in modules.items():
+        assert status == 200 and content_type.startswith("text/javascript"), (name, content_type)
+    assert rec.state() == "idle" and rec.page.is_enabled("#start"), rec.describe()
+    # Errors, warnings, uncaught exceptions (Chromium's own verbose hints are not ours).
+    problems = [c for c in rec.console if c.startswith(("error:", "warning:", "pageerror:"))]
+    assert problems == [], rec.console
 
 
 def test_live_mode_shows_partials_then_final_text_and_closes_cleanly(

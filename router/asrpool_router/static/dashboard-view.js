@@ -2,7 +2,7 @@
 // no fetch, no clock: dashboard.js draws what these return, and the browser test calls them.
 
 // The queue's priority classes, in the order they are served (logic/request.py Priority).
-export const PRIORITIES = ["realtime", "interactive", "batch"];
+export const PRIORITIES = Object.freeze(["realtime", "interactive", "batch"]);
 
 /** A pod's state for the eye: `state` (a CSS/data hook), a short `label`, a longer `detail`. */
 export function podState(pod) {

@@ -19,13 +19,13 @@ import {
   queueText,
   spanText,
 } from "./dashboard-view.js";
+import { KEY_STORAGE, Remembered, browserStorage } from "./storage.js";
 
-const KEY_STORAGE = "asrpool.apiKey"; // the recorder page's: a key entered on either serves both
 const PERIOD_MS = 1000;
 const RETRY_MS = 3000; // after an error: slower, until it clears
 const FETCH_TIMEOUT_MS = 5000;
 const SPAN_S = 300; // the plots show the router's whole history: five minutes
-const PLOT = { width: 300, height: 60 };
+const PLOT = Object.freeze({ width: 300, height: 60 });
 
 function field(root, name) {
   return root.querySelector(`[data-field="${name}"]`);
@@ -36,9 +36,9 @@ function setText(el, text) {
 }
 
 class Dashboard {
-  constructor(doc, storage) {
+  constructor(doc, remembered) {
     this.doc = doc;
-    this.storage = storage;
+    this.remembered = remembered; // the key: the recorder page's entry, one for both pages
     this.ui = {
       apiKey: doc.getElementById("api-key"),
       conn: doc.getElementById("conn"),
@@ -55,10 +55,10 @@ class Dashboard {
   }
 
   start() {
-    const key = this.recall();
+    const key = this.remembered.get(KEY_STORAGE);
     if (key) this.ui.apiKey.value = key;
     this.ui.apiKey.addEventListener("input", () => {
-      this.remember(this.ui.apiKey.value.trim());
+      this.remembered.set(KEY_STORAGE, this.ui.apiKey.value.trim());
       this.schedule(0); // a new key is tried at once
     });
     this.doc.addEventListener("visibilitychange", () => {
@@ -248,33 +248,10 @@ class Dashboard {
     this.ui.conn.dataset.state = state;
     setText(this.ui.conn, text);
   }
-
-  remember(value) {
-    try {
-      if (value) this.storage.setItem(KEY_STORAGE, value);
-      else this.storage.removeItem(KEY_STORAGE);
-    } catch {
-      // storage disabled (private mode): the page still works, it just forgets
-    }
-  }
-
-  recall() {
-    try {
-      return this.storage.getItem(KEY_STORAGE);
-    } catch {
-      return null;
-    }
-  }
 }
 
 function main() {
-  let storage = null;
-  try {
-    storage = window.localStorage;
-  } catch {
-    // storage disabled: remember/recall fail softly
-  }
-  new Dashboard(document, storage).start();
+  new Dashboard(document, new Remembered(browserStorage())).start();
   document.body.dataset.ready = "true";
 }
 
