@@ -45,6 +45,11 @@ def decode_pcm16(data: bytes) -> np.ndarray:
     return samples
 
 
+def is_whisper_wav(data: bytes) -> bool:
+    """Whether ``data`` already is what ``decode_pcm16`` makes: a 16 kHz mono PCM16 WAV."""
+    return _whisper_wav(data) is not None
+
+
 def to_float(samples: np.ndarray) -> np.ndarray:
     """float32 in [-1, 1), what the engine takes."""
     return samples.astype(np.float32) / 32768.0

@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from typing_extensions import TypedDict  # pydantic reads these on Python 3.11
 
 from asrpool_contract import transcript_stream as stream_events
-from asrpool_contract.audio import decode_pcm16, duration_seconds, wav_bytes
+from asrpool_contract.audio import decode_pcm16, duration_seconds, is_whisper_wav, wav_bytes
 from asrpool_contract.audio_answers import Model, ModelList
 from asrpool_contract.audio_form import read_form
 from asrpool_contract.credentials import worker_headers
@@ -384,6 +384,10 @@ async def _decode_once(
     samples = await _decoded(job, request)
     if samples is None:
         return job, None
+    seconds = duration_seconds(samples)
+    job.upload.file.seek(0)
+    if is_whisper_wav(job.upload.file.read(WAV_HEAD_BYTES)):
+        return dataclasses.replace(job, audio_seconds=seconds), samples  # already what pods read
     wav = wav_bytes(samples)
     upload = dataclasses.replace(
         job.upload,
@@ -392,7 +396,12 @@ async def _decode_once(
         file=io.BytesIO(wav),
         size=len(wav),
     )
-    return dataclasses.replace(job, upload=upload, audio_seconds=duration_seconds(samples)), samples
+    return dataclasses.replace(job, upload=upload, audio_seconds=seconds), samples
+
+
+# Enough of a WAV to read its format (RIFF, fmt and the data chunk's head; wave.open
+# needs no more to say whether it is 16 kHz mono PCM16).
+WAV_HEAD_BYTES = 4096
 
 
 def _wav_name(filename: str) -> str:
