@@ -115,7 +115,7 @@ def policy_from(settings: RouterSettings) -> PoolPolicy:
         max_attempts=settings.max_attempts,
         breaker_failures=settings.eject_after,
         breaker_cooldown_s=settings.ejection_s,
-        breaker_max_cooldown_s=max(120.0, settings.ejection_s),
+        breaker_max_cooldown_s=max(PoolPolicy.breaker_max_cooldown_s, settings.ejection_s),
         max_ejection_percent=settings.max_ejection_percent,
     )
 

@@ -6,7 +6,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asrpool_contract.pool_spec import Concurrency, Ejection, Retry
 from asrpool_contract.server_limits import ServerLimits
+
+# The static pool (--backend) has an ASRPool's defaults.
+_CONCURRENCY, _RETRY, _EJECTION = Concurrency(), Retry(), Ejection()
 
 
 @dataclass(frozen=True)
@@ -20,11 +24,11 @@ class RouterSettings(ServerLimits):
     namespace: str | None = None  # where to watch (default: the pod's own namespace)
     auth: bool = True
     api_keys: tuple[str, ...] = ()
-    per_pod: int = 2
+    per_pod: int = _CONCURRENCY.per_pod
     # Other names clients may send, as (name, pool model) pairs (--alias NAME=POOL).
     aliases: tuple[tuple[str, str], ...] = ()
-    max_queue: int = 64
-    queue_timeout_s: float = 120.0
+    max_queue: int = _CONCURRENCY.max_queue
+    queue_timeout_s: float = _CONCURRENCY.queue_timeout_s
     # Uploads at least this long are cut at pauses and decoded across the pool; 0: never.
     shard_min_s: float = 60.0
     # Decode every upload here, once, and send pods 16 kHz mono WAV (app._decode_once).
@@ -34,12 +38,12 @@ class RouterSettings(ServerLimits):
     cache_mb: float = 64.0
     cache_redis: str | None = None
     cache_ttl_s: float = 3600.0
-    max_attempts: int = 0  # a cap on attempts per request; 0: none (see logic/retry.py)
-    request_timeout_s: float = 300.0  # cap on one attempt, however long the audio
+    max_attempts: int = _RETRY.max_attempts  # a cap on attempts per request; 0: none
+    request_timeout_s: float = _RETRY.request_timeout_s  # one attempt's, however long the audio
     # Outlier ejection (logic/breaker.py): faults in a row, first cool-down, most out at once.
-    eject_after: int = 3
-    ejection_s: float = 5.0
-    max_ejection_percent: float = 50.0
+    eject_after: int = _EJECTION.consecutive_failures
+    ejection_s: float = _EJECTION.base_ejection_s
+    max_ejection_percent: float = _EJECTION.max_ejection_percent
     attempt_timeout_base_s: float = 30.0  # every attempt gets at least this long
     health_interval_s: float = 2.0
     # All uploads held at once (memory + spool files, while queued and across retries);

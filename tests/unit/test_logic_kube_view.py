@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from asrpool_contract.pool_spec import read_spec
 from asrpool_router.kube_api import parse_kubeconfig
 from asrpool_router.logic.kube_view import (
     Endpoint,
@@ -37,7 +38,13 @@ def ep(ip: str, pod: str, **conditions: bool) -> dict:
 
 def test_policy_comes_from_the_spec_with_router_defaults_for_the_rest():
     policy = pool_policy(
-        {"concurrency": {"perPod": 3, "queueTimeoutSeconds": 30}, "retry": {"maxAttempts": 6}}
+        read_spec(
+            {
+                "model": "m",
+                "concurrency": {"perPod": 3, "queueTimeoutSeconds": 30},
+                "retry": {"maxAttempts": 6},
+            }
+        )
     )
     assert (policy.per_pod, policy.queue_timeout_s, policy.max_attempts) == (3, 30.0, 6)
     assert policy.max_queue == PoolPolicy().max_queue

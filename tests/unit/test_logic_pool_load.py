@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from asrpool_contract.pool_spec import read_spec
 from asrpool_router.logic.errors import OutcomeKind
 from asrpool_router.logic.kube_view import pool_policy
 from asrpool_router.logic.pool import Granted, Pool, PoolPolicy, Priority, Queued
@@ -59,9 +60,10 @@ def test_the_pod_that_comes_up_gets_the_cold_ticket() -> None:
 
 def test_the_cold_start_timeout_comes_from_the_asrpool() -> None:
     spec = {"concurrency": {"queueTimeoutSeconds": 30, "coldStartTimeoutSeconds": 900}}
-    policy = pool_policy(spec)
+    policy = pool_policy(read_spec({"model": "m", **spec}))
     assert (policy.queue_timeout_s, policy.cold_start_timeout_s) == (30.0, 900.0)
-    assert pool_policy({}).cold_start_timeout_s == PoolPolicy().cold_start_timeout_s == 600.0
+    default = pool_policy(read_spec({"model": "m"}))
+    assert default.cold_start_timeout_s == PoolPolicy().cold_start_timeout_s == 600.0
 
 
 def test_a_cold_start_timeout_must_not_be_negative() -> None:

@@ -170,7 +170,7 @@ def decide(
                     f"; at most halving, and not below the highest of the last "
                     f"{policy.scale_down_stabilization_s} s"
                 )
-    if current < policy.min_replicas or current > policy.max_replicas:
+    if current < policy.min_replicas or current > _ceiling(policy):
         replicas = _clamp(policy, replicas)  # out of range: back in at once, whatever the limits
     if load.missing and held is None:
         held = HELD_METRICS_INCOMPLETE
@@ -189,7 +189,7 @@ def decide(
     if replicas > current:
         reason = "ScaledUp"
     else:  # above maxReplicas (lowered, or set by hand) is brought down whatever the delays
-        reason = "OutOfRange" if current > policy.max_replicas else "ScaledDown"
+        reason = "OutOfRange" if current > _ceiling(policy) else "ScaledDown"
     message = f"{current} → {replicas} pods: {why}{limit}"
     return ScaleDecision(replicas, reason, message, memory_out, wanted, panicking, held)
 
@@ -218,8 +218,13 @@ def _zero_delay_s(policy: Autoscaling) -> int:
     return max(policy.scale_to_zero_delay_s, policy.scale_down_stabilization_s)
 
 
+def _ceiling(policy: Autoscaling) -> int:
+    # maxReplicas is required while enabled; only a disabled policy (never decided) lacks it.
+    return policy.max_replicas if policy.max_replicas is not None else policy.min_replicas
+
+
 def _clamp(policy: Autoscaling, n: int) -> int:
-    return max(policy.min_replicas, min(policy.max_replicas, n))
+    return max(policy.min_replicas, min(_ceiling(policy), n))
 
 
 def _num(x: float) -> str:

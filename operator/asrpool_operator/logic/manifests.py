@@ -119,7 +119,7 @@ def worker_args(pool: Pool) -> list[str]:
     ]  # fmt: skip
     if spec.model_source is not None:
         args += ["--model", spec.model_source.model_dir]
-    if spec.worker_token_secret:
+    if pool.worker_token_secret:
         args += ["--worker-token-file", f"{TOKEN_DIR}/{WORKER_TOKEN_KEY}"]
     return args + list(spec.args)
 
@@ -166,9 +166,9 @@ def _pod_spec(pool: Pool) -> dict[str, Any]:
         "volumes": _volumes(pool),
     }
     if spec.image_pull_secrets:
-        pod["imagePullSecrets"] = [{"name": n} for n in spec.image_pull_secrets]
+        pod["imagePullSecrets"] = [{"name": s.name} for s in spec.image_pull_secrets]
     if spec.resources.node_selector:
-        pod["nodeSelector"] = dict(spec.resources.node_selector)
+        pod["nodeSelector"] = dict(sorted(spec.resources.node_selector.items()))
     if spec.resources.tolerations:
         pod["tolerations"] = [
             {k: v for k, v in (
@@ -264,7 +264,7 @@ def _probe(path: str, *, period: int, timeout: int, failures: int) -> dict[str, 
 
 def _token(pool: Pool) -> str | None:
     """The worker token's Secret, for our worker only (another server has its own auth)."""
-    return pool.spec.worker_token_secret if pool.spec.server.is_asrpool else None
+    return pool.worker_token_secret if pool.spec.server.is_asrpool else None
 
 
 def _volumes(pool: Pool) -> list[dict[str, Any]]:
@@ -283,21 +283,21 @@ def _volumes(pool: Pool) -> list[dict[str, Any]]:
             }
         )
     source = pool.spec.model_source
-    if source is None or source.kind == "baked":
+    if source is None:
         return volumes
-    if source.kind == "persistentVolumeClaim":
+    if (claim := source.persistent_volume_claim) is not None:
         volumes.append(
             {
                 "name": MODEL_VOLUME,
                 "persistentVolumeClaim": {
-                    "claimName": source.claim_name,
-                    "readOnly": source.read_only,
+                    "claimName": claim.claim_name,
+                    "readOnly": claim.read_only,
                 },
             }
         )
-    else:
+    elif source.host_path is not None:
         volumes.append(
-            {"name": MODEL_VOLUME, "hostPath": {"path": source.path, "type": "Directory"}}
+            {"name": MODEL_VOLUME, "hostPath": {"path": source.host_path.path, "type": "Directory"}}
         )
     return volumes
 
@@ -307,12 +307,13 @@ def _volume_mounts(pool: Pool) -> list[dict[str, Any]]:
     if _token(pool):
         mounts.append({"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True})
     source = pool.spec.model_source
-    if source is None or source.kind == "baked":
+    if source is None or source.baked is not None:
         return mounts
+    claim = source.persistent_volume_claim
     mount: dict[str, Any] = {"name": MODEL_VOLUME, "mountPath": source.mount_path}
-    mount["readOnly"] = source.read_only if source.kind == "persistentVolumeClaim" else True
-    if source.sub_path:
-        mount["subPath"] = source.sub_path
+    mount["readOnly"] = claim.read_only if claim is not None else True
+    if claim is not None and claim.sub_path:
+        mount["subPath"] = claim.sub_path
     mounts.append(mount)
     return mounts
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from asrpool_contract.pool_spec import Resources
+
 from .autoscale import PoolLoad
 from .autoscale_report import AUTOSCALING, AutoscalerReport
 from .capacity import waits_for_gpu
@@ -39,6 +41,7 @@ from .labels import selector_string
 
 READY, DEGRADED, SCALING = "Ready", "Degraded", "Scaling"
 HEALTHY = "Healthy"
+_GPU = Resources().gpu_resource_name  # spec.resources.gpuResourceName's default
 OOM_WINDOW = timedelta(minutes=10)
 
 # Most specific first: a pod that was OOMKilled and now waits in CrashLoopBackOff is OOMKilled.
@@ -105,7 +108,7 @@ class Observation:
     pods: Sequence[Mapping[str, Any]] = ()
     load: PoolLoad | None = None
     problem: Diagnosis | None = None  # InvalidSpec or NameConflict: found before the pods
-    gpu_resource_name: str = "nvidia.com/gpu"
+    gpu_resource_name: str = _GPU
     autoscaled: bool = False  # the spec has autoscaling: status reports on the autoscaler
     autoscaler: AutoscalerReport | None = None  # None: not reported yet (keep the previous)
 
@@ -254,9 +257,7 @@ def parse_time(value: object) -> datetime | None:
         return None
 
 
-def diagnose(
-    pods: Sequence[Mapping[str, Any]], now: datetime, gpu: str = "nvidia.com/gpu"
-) -> Diagnosis | None:
+def diagnose(pods: Sequence[Mapping[str, Any]], now: datetime, gpu: str = _GPU) -> Diagnosis | None:
     """The most specific failure among the live pods, or None when none is failing."""
     found: dict[str, tuple[str, str]] = {}  # reason → (pod, detail) of the first pod by name
     failing: dict[str, set[str]] = {}

@@ -23,8 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from asrpool_contract.pool_spec import Realtime
+
 from .pcm import WHISPER_RATE, ms_to_samples, samples_to_ms
 from .vad import EnergyVad, VadPolicy
+
+_REALTIME = Realtime()  # a pool's spec.realtime: its defaults are these
 
 
 @dataclass(frozen=True)
@@ -32,14 +36,15 @@ class ChunkingPolicy:
     """Turn detection and chunking knobs (OpenAI's names where it has them)."""
 
     server_vad: bool = True  # False: turn detection off, the client commits
-    silence_duration_ms: int = 500  # a pause this long ends the utterance
+    silence_duration_ms: int = _REALTIME.silence_duration_ms  # a pause this long ends it
     prefix_padding_ms: int = 300  # audio kept before the detected start of speech
     min_speech_ms: int = 120  # shorter bursts are clicks, not words
-    max_utterance_ms: int = 12_000  # the maximum window: cut (at the quietest frame) past it
+    # The maximum window: cut (at the quietest frame) past it.
+    max_utterance_ms: int = _REALTIME.max_chunk_ms
     min_chunk_ms: int = 1_000  # a forced cut never leaves a piece shorter than this
     cut_search_ms: int = 2_000  # a forced cut looks this far back for the quietest frame
     first_partial_ms: int = 500  # first partial after this much of an utterance
-    partial_interval_ms: int = 700  # then one per this much new audio
+    partial_interval_ms: int = _REALTIME.partial_interval_ms  # then one per this much audio
     # Server VAD: this much audio without speech is committed as its own item; None: never.
     idle_timeout_ms: int | None = None
     vad: VadPolicy = field(default_factory=VadPolicy)

@@ -6,6 +6,10 @@ change; the answer says, per model, the pool's policy and its endpoints. The she
 then upserts and removes pods so the router follows: a new ready endpoint gets
 work at once, a terminating or vanished one gets none.
 
+A pool's spec is read by the model the operator reads it with
+(``asrpool_contract.pool_spec``): the same defaults, the same validation; a pool whose
+spec fails it is not served.
+
 EndpointSlices are tied to their pool by the label ``asrpool.dev/pool`` (the
 operator puts it on the pool's headless Service; the EndpointSlice controller
 copies Service labels onto its slices).
@@ -18,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from asrpool_contract.pool_spec import PoolSpec, Realtime, read_spec
 from asrpool_contract.wire import OPENAI_DEFAULT_MODEL
 
 from .chunking import ChunkingPolicy
@@ -47,36 +52,29 @@ class PoolView:
     chunking: ChunkingPolicy = field(default_factory=ChunkingPolicy)  # spec.realtime
 
 
-def pool_policy(spec: dict[str, Any]) -> PoolPolicy:
-    """The router's knobs from an ASRPool spec; absent fields keep the router's defaults."""
-    concurrency = spec.get("concurrency") or {}
-    retry = spec.get("retry") or {}
-    ejection = retry.get("ejection") or {}
-    d = PoolPolicy()
+def pool_policy(spec: PoolSpec) -> PoolPolicy:
+    """The router's knobs for a pool, from its spec."""
+    c, r, e = spec.concurrency, spec.retry, spec.retry.ejection
     return PoolPolicy(
-        per_pod=int(concurrency.get("perPod", d.per_pod)),
-        max_queue=int(concurrency.get("maxQueue", d.max_queue)),
-        queue_timeout_s=float(concurrency.get("queueTimeoutSeconds", d.queue_timeout_s)),
-        cold_start_timeout_s=float(
-            concurrency.get("coldStartTimeoutSeconds", d.cold_start_timeout_s)
-        ),
-        request_timeout_s=float(retry.get("requestTimeoutSeconds", d.request_timeout_s)),
-        max_attempts=int(retry.get("maxAttempts", d.max_attempts)),
-        breaker_failures=int(ejection.get("consecutiveFailures", d.breaker_failures)),
-        breaker_cooldown_s=float(ejection.get("baseEjectionSeconds", d.breaker_cooldown_s)),
-        breaker_max_cooldown_s=float(ejection.get("maxEjectionSeconds", d.breaker_max_cooldown_s)),
-        max_ejection_percent=float(ejection.get("maxEjectionPercent", d.max_ejection_percent)),
+        per_pod=c.per_pod,
+        max_queue=c.max_queue,
+        queue_timeout_s=c.queue_timeout_s,
+        cold_start_timeout_s=c.cold_start_timeout_s,
+        request_timeout_s=r.request_timeout_s,
+        max_attempts=r.max_attempts,
+        breaker_failures=e.consecutive_failures,
+        breaker_cooldown_s=e.base_ejection_s,
+        breaker_max_cooldown_s=e.max_ejection_s,
+        max_ejection_percent=e.max_ejection_percent,
     )
 
 
-def realtime_policy(spec: dict[str, Any]) -> ChunkingPolicy:
-    """Live chunking from ``spec.realtime``; absent fields keep the router's defaults."""
-    realtime = spec.get("realtime") or {}
-    d = ChunkingPolicy()
+def realtime_policy(realtime: Realtime) -> ChunkingPolicy:
+    """Live chunking from a pool's ``spec.realtime``."""
     return ChunkingPolicy(
-        silence_duration_ms=int(realtime.get("silenceDurationMs", d.silence_duration_ms)),
-        max_utterance_ms=int(realtime.get("maxChunkMs", d.max_utterance_ms)),
-        partial_interval_ms=int(realtime.get("partialIntervalMs", d.partial_interval_ms)),
+        silence_duration_ms=realtime.silence_duration_ms,
+        max_utterance_ms=realtime.max_chunk_ms,
+        partial_interval_ms=realtime.partial_interval_ms,
     )
 
 
@@ -118,23 +116,23 @@ def pool_views(
     for name in sorted(asrpools):
         obj = asrpools[name]
         meta = obj.get("metadata") or {}
-        spec = obj.get("spec") or {}
-        model = spec.get("model")
-        if meta.get("deletionTimestamp") or not isinstance(model, str) or model in views:
-            continue  # a second pool for the same model is ignored; the first name wins
+        if meta.get("deletionTimestamp"):
+            continue
         try:
-            policy = pool_policy(spec)
-            chunking = realtime_policy(spec)
-        except (TypeError, ValueError):
-            continue  # the CRD's validation should make this impossible
+            spec = read_spec(obj.get("spec"))
+            policy, chunking = pool_policy(spec), realtime_policy(spec.realtime)
+        except ValueError:  # a SpecError, or a policy the router cannot run
+            continue  # the API server validates pools: only one stored before a rule existed
+        if spec.model in views:
+            continue  # a second pool for the same model is ignored; the first name wins
         endpoints = {e.pod_id: e for e in by_pool.get(name, [])}
-        views[model] = PoolView(
+        views[spec.model] = PoolView(
             name=name,
-            model=model,
+            model=spec.model,
             policy=policy,
             endpoints=tuple(endpoints[k] for k in sorted(endpoints)),
             default=(meta.get("annotations") or {}).get(DEFAULT_POOL_ANNOTATION) == "true",
-            aliases=tuple(a for a in spec.get("aliases") or [] if isinstance(a, str)),
+            aliases=spec.aliases,
             chunking=chunking,
         )
     return views

@@ -62,6 +62,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from asrpool_contract.pool_spec import Concurrency, Ejection, Retry
 from asrpool_contract.wire import ErrorCode
 
 from .breaker import BreakerPolicy, ejection_allowed
@@ -75,6 +76,8 @@ from .retry import GiveUp, GiveUpReason, Requeue, RetryPolicy, decide
 from .retry_after import HoldTime, retry_after_s
 from .rng import Rng, SeededRng
 from .scheduler import Scheduler, default_scheduler
+
+_CONCURRENCY, _RETRY, _EJECTION = Concurrency(), Retry(), Ejection()
 
 __all__ = [
     "Again",
@@ -93,24 +96,25 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PoolPolicy:
-    """The knobs of one pool (from the ASRPool resource's routing section)."""
+    """The knobs of one pool (from its ASRPool's spec.concurrency and spec.retry, whose
+    defaults are these: ``asrpool_contract.pool_spec``)."""
 
-    per_pod: int = 2
-    max_queue: int = 64
-    queue_timeout_s: float = 120.0
+    per_pod: int = _CONCURRENCY.per_pod
+    max_queue: int = _CONCURRENCY.max_queue
+    queue_timeout_s: float = _CONCURRENCY.queue_timeout_s
     # One attempt's longest run; with the queue timeout it makes a request's deadline.
-    request_timeout_s: float = 300.0
+    request_timeout_s: float = _RETRY.request_timeout_s
     # While no pod of the pool is ready (scaled to zero, pods still loading) a new request
     # waits up to this long instead of the queue timeout; 0: no special wait.
-    cold_start_timeout_s: float = 600.0
+    cold_start_timeout_s: float = _CONCURRENCY.cold_start_timeout_s
     # A cap on attempts per request; 0: none (every pod failed it, or its deadline passed).
-    max_attempts: int = 0
+    max_attempts: int = _RETRY.max_attempts
     # Outlier ejection: consecutive faults before ejection, the cool-downs, the share of
     # the pool's pods that may be out at once.
-    breaker_failures: int = 3
-    breaker_cooldown_s: float = 5.0
-    breaker_max_cooldown_s: float = 120.0
-    max_ejection_percent: float = 50.0
+    breaker_failures: int = _EJECTION.consecutive_failures
+    breaker_cooldown_s: float = _EJECTION.base_ejection_s
+    breaker_max_cooldown_s: float = _EJECTION.max_ejection_s
+    max_ejection_percent: float = _EJECTION.max_ejection_percent
     # Adaptive budget: the floor after OOMs, the cut factor, successes before +1.
     budget_floor: int = 1
     budget_decrease_factor: float = 0.5
