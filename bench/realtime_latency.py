@@ -3,12 +3,19 @@
 ``asrpool local`` (bundled tiny.en, one thread a worker) takes a ~48 s recording streamed at
 real-time pace by each of N sessions at once. Measured per session: the first text's delay
 after the first spoken word ends (the first word's end from an offline decode with word
-timestamps), the gaps between partials (median, p95), and the final WER against the offline
-decode of the same audio. The issue's goals (#14): first text within 0.25 s of the first
-word's end, partials at least every 0.5 s, 8 streams on 2 cores with p95 partial latency
-under 1.5 s, final WER no worse than offline.
+timestamps), the gaps between partials (median, p95), how many partials it got and how many
+of its utterances showed a partial before their final, and the final WER against the
+offline decode of the same audio. Over the sessions of a round, the fewest and the most
+partials a session got say whether any was starved. ``--with-upload`` sends the recording
+as a batch upload alongside each round's streams (what tests/integration/test_realtime.py
+does with four sessions, asserting only order and accuracy) and reports how long it took.
+
+The issue's goals (#14): first text within 0.25 s of the first word's end, partials at
+least every 0.5 s, 8 streams on 2 cores with p95 partial latency under 1.5 s, final WER no
+worse than offline.
 
 Run: .venv/bin/python bench/realtime_latency.py [--streams 1 4 8] [--workers 2]
+[--with-upload] [--repeat 2]
 Not part of ``make test``.
 """
 
@@ -16,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -29,15 +38,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.procs import LocalPool, start_local
-from tests.support.realtime_client import DELTA, open_session, read_wav16
+from tests.support.realtime_client import COMPLETED, DELTA, open_session, read_wav16
 from tests.support.speech import SENTENCES, synthesize, word_error_rate
 
 
-def recording(tmp: Path) -> Path:
-    """The six sentences twice, with the pauses of speech: about 48 s."""
+def recording(tmp: Path, repeat: int) -> Path:
+    """The six sentences ``repeat`` times, with the pauses of speech: about 24 s each."""
     once = synthesize(" ".join(SENTENCES.values()), tmp / "once.wav")
     path = tmp / "recording.wav"
-    subprocess.run(["sox", str(once), str(once), str(path)], check=True)
+    subprocess.run(["sox", *[str(once)] * repeat, str(path)], check=True)
     return path
 
 
@@ -52,50 +61,95 @@ def first_word_end(pool: LocalPool, path: Path) -> tuple[float, str]:
     return float(answer["words"][0]["end"]), str(answer["text"])
 
 
-def one_stream(pool: LocalPool, samples: np.ndarray, word_end_s: float) -> dict[str, float]:
+@dataclass
+class StreamRun:
+    first: float  # first text's delay after the first word's end, s
+    gap_median: float
+    gap_p95: float
+    partials: int
+    items: int  # utterances completed
+    items_with_partials: int  # of them, those that showed a partial before their final
+    finals_text: str
+
+
+def one_stream(pool: LocalPool, samples: np.ndarray, word_end_s: float) -> StreamRun:
     session = open_session(pool.url, pool.api_key)
     started = session.stream(samples, speed=1.0)
     finals = session.finish(timeout=300)
     session.close()
     times = [r.at for r in session.of(DELTA)]
     gaps = np.diff(times) if len(times) > 1 else np.array([float("nan")])
-    return {
-        "first": times[0] - (started + word_end_s) if times else float("nan"),
-        "gap_median": float(np.median(gaps)),
-        "gap_p95": float(np.percentile(gaps, 95)),
-        "partials": float(len(times)),
-        "finals_text": " ".join(finals),  # type: ignore[dict-item]
-    }
+    completed = {r.event["item_id"] for r in session.of(COMPLETED)}
+    # The server never sends an item's partial after its final (the test checks that).
+    with_partials = {r.event["item_id"] for r in session.of(DELTA)} & completed
+    return StreamRun(
+        first=times[0] - (started + word_end_s) if times else float("nan"),
+        gap_median=float(np.median(gaps)),
+        gap_p95=float(np.percentile(gaps, 95)),
+        partials=len(times),
+        items=len(completed),
+        items_with_partials=len(with_partials),
+        finals_text=" ".join(finals),
+    )
+
+
+def upload_seconds(pool: LocalPool, path: Path) -> float:
+    started = time.monotonic()
+    httpx.post(
+        f"{pool.url}/v1/audio/transcriptions",
+        headers=pool.auth,
+        files={"file": (path.name, path.read_bytes())},
+        timeout=600,
+    ).raise_for_status()
+    return time.monotonic() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2, help="the six sentences, N times")
+    parser.add_argument(
+        "--with-upload", action="store_true", help="a batch upload alongside each round"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        path = recording(tmp)
+        path = recording(tmp, args.repeat)
         samples = read_wav16(path)
         pool = start_local(tmp, workers=args.workers)
         try:
             word_end, offline = first_word_end(pool, path)
-            reference = " ".join([" ".join(SENTENCES.values())] * 2)
+            reference = " ".join([" ".join(SENTENCES.values())] * args.repeat)
             offline_wer = word_error_rate(reference, offline)
             print(f"{samples.size / 16_000:.0f} s recording, first word ends at {word_end:.2f} s;")
-            print(f"offline WER {offline_wer:.3f}; {args.workers} workers, 2 cores")
-            print(f"{'streams':>7} {'first text':>11} {'gap p50':>8} {'gap p95':>8} {'WER':>6}")
+            print(f"offline WER {offline_wer:.3f}; {args.workers} workers, {os.cpu_count()} cores")
+            print(
+                f"{'streams':>7} {'first text':>11} {'gap p50':>8} {'gap p95':>8} "
+                f"{'partials min-max':>16} {'items w/ partial':>16} {'WER':>6}"
+                + (f" {'upload':>7}" if args.with_upload else "")
+            )
             for n in args.streams:
                 time.sleep(2)
-                with concurrent.futures.ThreadPoolExecutor(n) as ex:
+                with concurrent.futures.ThreadPoolExecutor(n + 1) as ex:
+                    upload = ex.submit(upload_seconds, pool, path) if args.with_upload else None
                     runs = list(ex.map(lambda _: one_stream(pool, samples, word_end), range(n)))
-                first = statistics.median(r["first"] for r in runs)
-                p50 = statistics.median(r["gap_median"] for r in runs)
-                p95 = max(r["gap_p95"] for r in runs)
-                wer = statistics.mean(
-                    word_error_rate(reference, str(r["finals_text"])) for r in runs
+                    upload_s = upload.result() if upload is not None else None
+                first = statistics.median(r.first for r in runs)
+                p50 = statistics.median(r.gap_median for r in runs)
+                p95 = max(r.gap_p95 for r in runs)
+                fewest, most = min(r.partials for r in runs), max(r.partials for r in runs)
+                shown = sum(r.items_with_partials for r in runs) / max(
+                    1, sum(r.items for r in runs)
                 )
-                print(f"{n:>7} {first:10.2f}s {p50:7.2f}s {p95:7.2f}s {wer:6.3f}", flush=True)
+                wer = statistics.mean(word_error_rate(reference, r.finals_text) for r in runs)
+                line = (
+                    f"{n:>7} {first:10.2f}s {p50:7.2f}s {p95:7.2f}s "
+                    f"{f'{fewest}-{most}':>16} {shown:15.0%} {wer:6.3f}"
+                )
+                if upload_s is not None:
+                    line += f" {upload_s:6.1f}s"
+                print(line, flush=True)
         finally:
             pool.proc.stop()
 

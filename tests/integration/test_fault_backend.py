@@ -330,7 +330,8 @@ def test_trickle_sends_headers_at_once_then_one_byte_per_delay(backend: ServerPr
     with raw_upload(backend.port) as sock:
         started = time.monotonic()
         received = sock.recv(65536)
-        head_after = time.monotonic() - started
+        # The whole head in the first read: written at once, not a byte per delay as the body.
+        assert b"\r\n\r\n" in received, received
         reads = 0
         while len(received) < received.index(b"\r\n\r\n") + 4 + len(expected):
             received += sock.recv(65536)
@@ -339,8 +340,7 @@ def test_trickle_sends_headers_at_once_then_one_byte_per_delay(backend: ServerPr
     head, _, body = received.partition(b"\r\n\r\n")
     assert f"Content-Length: {len(expected)}".encode() in head
     assert body == expected
-    assert head_after < len(expected) * delay / 2  # the head came before most of the body
-    assert body_after >= (len(expected) - 1) * delay
+    assert body_after >= (len(expected) - 1) * delay  # a sleep's lower bound, not a speed
     assert reads >= len(expected) // 2  # in small pieces, not one write
 
 

@@ -1,6 +1,10 @@
 """Realtime sessions over WebSocket through `asrpool local`: order, accuracy, load, abuse.
 
-How fast (first text, partial cadence) is measured in bench/realtime_latency.py, not here.
+How fast and how often (first text, partial cadence, partials per session under load) is
+measured in bench/realtime_latency.py, not asserted here: timings on shared cores say more
+about the neighbours than about us. The tests hold what must be true at any speed: partials
+come after their utterance started and before its final, append-only deltas add up to what
+they show, finals match the audio.
 """
 
 from __future__ import annotations
@@ -8,10 +12,10 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
-import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 import httpx
 import numpy as np
@@ -22,7 +26,8 @@ from tests.support.procs import LocalPool
 from tests.support.realtime_client import (
     COMPLETED,
     DELTA,
-    first_sound_s,
+    FAILED,
+    Session,
     open_session,
     read_wav16,
 )
@@ -44,6 +49,32 @@ def assert_pool_idle(pool: LocalPool, within_s: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def partials_by_item(session: Session) -> dict[str, list[dict[str, Any]]]:
+    """Each item's partials (delta events), checking their order against the item's own
+    events on the way: after its ``speech_started``, before its final (completed or failed),
+    never empty, and each non-empty ``delta`` appends to what the earlier ones showed."""
+    started: set[str] = set()
+    ended: set[str] = set()
+    deltas: dict[str, list[dict[str, Any]]] = {}
+    for received in session.events:
+        event = received.event
+        kind, item = event["type"], event.get("item_id")
+        if kind == "input_audio_buffer.speech_started":
+            started.add(item)
+        elif kind == DELTA:
+            assert item in started, f"a partial of {item} before its speech started"
+            assert item not in ended, f"a partial of {item} after its final"
+            assert event["partial_transcript"], f"an empty partial of {item}"
+            shown = "".join(d["delta"] for d in deltas.get(item, []))
+            if event["delta"]:
+                assert event["partial_transcript"] == shown + event["delta"], event
+            deltas.setdefault(item, []).append(event)
+        elif kind in (COMPLETED, FAILED):
+            ended.add(item)
+    assert set(deltas) <= ended, "a partial of an item that never got its final"
+    return deltas
+
+
 def offline_text(pool: LocalPool, path) -> str:
     resp = httpx.post(
         f"{pool.url}/v1/audio/transcriptions",
@@ -55,29 +86,25 @@ def offline_text(pool: LocalPool, path) -> str:
     return resp.json()["text"]
 
 
-def test_live_stream_gives_early_partials_and_an_accurate_final(pool: LocalPool, speech):
+def test_live_stream_gives_partials_before_the_final_and_an_accurate_final(pool: LocalPool, speech):
     clip = speech["long"]
-    samples = read_wav16(clip.path)
     session = open_session(pool.url, pool.api_key)
-    started = session.stream(samples, speed=1.0)
+    session.stream(read_wav16(clip.path), speed=1.0)
     finals = session.finish()
     session.close()
 
-    first_word_at = started + first_sound_s(samples)
-    first_partial = session.of(DELTA)[0].at
-    # How soon is bench/realtime_latency.py's to measure, not a test's to assert (timings on
-    # shared cores say more about the neighbours than about us): here, that text came first.
-    assert first_partial > first_word_at - 0.05
-    print(f"first partial {first_partial - first_word_at:.2f}s after the first spoken word")
+    partials = partials_by_item(session)
+    completed = [r.event["item_id"] for r in session.of(COMPLETED)]
+    # Text while the first sentence is still spoken: its partials came before its final.
+    assert partials.get(completed[0]), f"no partial before the first final: {completed[0]}"
 
     live = " ".join(finals)
     live_wer = word_error_rate(clip.text, live)
     offline_wer = word_error_rate(clip.text, offline_text(pool, clip.path))
     print(f"live WER {live_wer:.3f}, offline WER {offline_wer:.3f}, {len(finals)} finals")
+    print(f"{sum(map(len, partials.values()))} partials over {len(partials)} items")
     assert live_wer <= offline_wer + 0.05
     assert len(finals) >= 4  # cut at the pauses between sentences, not once at the end
-    # Partials arrived at a steady cadence while speech went on.
-    assert len(session.of(DELTA)) >= 8
     assert_pool_idle(pool)
 
 
@@ -94,34 +121,32 @@ def test_items_follow_the_openai_event_order(pool: LocalPool, speech):
     assert started < stopped < committed < done
     item = session.of(COMPLETED)[0].event["item_id"]
     assert all(r.event["item_id"] == item for r in session.of(DELTA))
+    assert set(partials_by_item(session)) <= {item}  # and every partial in its place
     assert "fox" in finals[0].lower()
 
 
 def test_four_sessions_and_a_batch_upload_all_complete_none_starved(pool: LocalPool, speech):
     names = ["meeting", "library", "office", "station"]
 
-    def live(name: str):
+    def live(name: str) -> tuple[str, list[str], dict[str, list[dict[str, Any]]]]:
         clip = speech[name]
         s = open_session(pool.url, pool.api_key)
         s.stream(np.concatenate([read_wav16(clip.path)] * 3), speed=1.0)
         finals = s.finish(timeout=120)
         s.close()
-        return clip.text, finals, [r.at for r in s.of(DELTA)]
+        return clip.text, finals, partials_by_item(s)
 
     with concurrent.futures.ThreadPoolExecutor(5) as ex:
         batch = ex.submit(offline_text, pool, speech["long"].path)
         results = list(ex.map(live, names))
         assert len(batch.result(timeout=180).split()) > 30
-    counts = []
-    for text, finals, delta_times in results:
+    for text, finals, partials in results:
         assert finals, "every session got its finals"
         assert word_error_rate(f"{text} {text} {text}", " ".join(finals)) < 0.35
-        gaps = np.diff(delta_times)
-        assert len(delta_times) >= 3
-        counts.append(len(delta_times))
-        print(f"session partial gaps: median {statistics.median(gaps):.2f}s, max {max(gaps):.2f}s")
-    # Cadence is bench/realtime_latency.py's to measure; here: no session is starved.
-    assert min(counts) >= max(counts) / 2, f"partials per session: {counts}"
+        # Not starved: every session got partials, each before its item's final (how many
+        # is bench/realtime_latency.py's to measure: --streams 4 --with-upload).
+        assert partials, "a session got no partial at all"
+        print(f"session: {sum(map(len, partials.values()))} partials over {len(partials)} items")
     assert_pool_idle(pool)
 
 

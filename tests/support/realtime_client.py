@@ -34,11 +34,6 @@ def read_wav16(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
 
 
-def first_sound_s(samples: np.ndarray, threshold: int = 1000) -> float:
-    loud = np.nonzero(np.abs(samples.astype(np.int32)) > threshold)[0]
-    return float(loud[0]) / 16_000 if loud.size else 0.0
-
-
 @dataclass
 class Received:
     at: float

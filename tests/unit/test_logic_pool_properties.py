@@ -130,6 +130,15 @@ class PoolMachine(RuleBasedStateMachine):
             wait = max(wait, self.policy.cold_start_timeout_s)
         return self.now + wait
 
+    @staticmethod
+    def could_take_work(pod: dict[str, Any]) -> bool:
+        """Ready and in rotation, or ejected with its cool-down over (its next grant is the
+        probe), busy or not: a pod that will take work once it has room."""
+        if not pod["ready"] or pod["terminating"] or pod["removed"]:
+            return False
+        breaker = pod["breaker"]
+        return breaker == "closed" or (breaker == "open" and pod["ejected_for_s"] == 0)
+
     def servable(self, w: Waiting, snap: dict[str, Any]) -> bool:
         if w.deadline <= self.now:
             return False
@@ -223,7 +232,10 @@ class PoolMachine(RuleBasedStateMachine):
         else:
             assert isinstance(result, Rejected)
             assert depth_before == self.policy.max_queue, "rejected with room in the queue"
-            assert result.code in (ErrorCode.QUEUE_FULL, ErrorCode.SERVICE_UNAVAILABLE)
+            # No pod could take work at all: the pool is out (503); else it is busy (429).
+            out = not any(self.could_take_work(p) for p in before["pods"])
+            expected = ErrorCode.SERVICE_UNAVAILABLE if out else ErrorCode.QUEUE_FULL
+            assert result.code is expected, (result, before["pods"])
             if result.code is ErrorCode.QUEUE_FULL:
                 assert result.retry_after_s is not None
                 assert 1.0 <= result.retry_after_s <= math.ceil(self.policy.queue_timeout_s)

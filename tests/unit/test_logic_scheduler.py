@@ -110,16 +110,26 @@ def test_max_score_picker_takes_the_best_and_the_first_on_ties() -> None:
     assert MaxScorePicker().pick(scored).id == "b"
 
 
-def test_default_scheduler_picks_the_least_loaded_free_pod() -> None:
+@pytest.mark.parametrize("seed", range(5))
+def test_default_scheduler_picks_the_least_loaded_free_pod(seed: int) -> None:
+    # a is full (two a pod), so the two random choices are b and c: c has less audio.
     pods = _pods(("a", 2, 4.0), ("b", 1, 300.0), ("c", 1, 2.0))
-    scheduler = Scheduler(
-        filters=[ReadyFilter(), NotEjectedFilter(), FreeSlotFilter(), ExcludeTriedFilter()],
-        scorers=[(LeastOutstandingAudioScorer(), 1.0)],
-        picker=MaxScorePicker(),
-    )
-    assert scheduler.pick(pods, Request(5.0), 0.0) is pods[2]
+    scheduler = default_scheduler(random.Random(seed))
+    assert all(scheduler.pick(pods, Request(5.0), 0.0) is pods[2] for _ in range(20))
     assert scheduler.pick(pods, Request(5.0, exclude=frozenset({"c"})), 0.0) is pods[1]
     assert scheduler.pick(pods, Request(5.0, exclude=frozenset({"b", "c"})), 0.0) is None
+
+
+def test_default_scheduler_is_the_pipeline_with_power_of_two_choices() -> None:
+    scheduler = default_scheduler(random.Random(0))
+    assert [type(f) for f in scheduler.filters] == [
+        ReadyFilter,
+        NotEjectedFilter,
+        FreeSlotFilter,
+        ExcludeTriedFilter,
+    ]
+    assert [(type(s), w) for s, w in scheduler.scorers] == [(LeastOutstandingAudioScorer, 1.0)]
+    assert type(scheduler.picker) is PowerOfTwoPicker
 
 
 def test_default_scheduler_returns_none_without_candidates() -> None:

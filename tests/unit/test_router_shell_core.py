@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from asrpool_contract.wire import AsrpoolError
+from asrpool_contract.wire import AsrpoolError, ErrorCode
 from asrpool_router.app import create_app
 from asrpool_router.auth import ApiKeyAuth, bearer_token, key_matches
 from asrpool_router.dispatch import PoolRunner
@@ -97,11 +97,12 @@ def test_keys_match_only_exactly():
 
 
 def test_auth_on_without_keys_is_a_configuration_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no API keys are configured"):
         ApiKeyAuth(True, ())
     ApiKeyAuth(False, ()).check(None)  # open when off
-    with pytest.raises(AsrpoolError):
+    with pytest.raises(AsrpoolError) as refused:
         ApiKeyAuth(True, ("k",)).check("x")
+    assert refused.value.code is ErrorCode.UNAUTHORIZED
 
 
 # --- model names: the pool registry ----------------------------------------------------

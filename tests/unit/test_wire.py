@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from asrpool_contract.wire import (
@@ -14,6 +16,8 @@ from asrpool_contract.wire import (
     wants_chinese,
 )
 
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
 
 @pytest.mark.parametrize("code", list(ErrorCode))
 def test_every_code_renders_in_openai_shape_in_both_languages(code: ErrorCode):
@@ -22,7 +26,12 @@ def test_every_code_renders_in_openai_shape_in_both_languages(code: ErrorCode):
         assert set(body) == {"error"}
         assert set(body["error"]) == {"message", "type", "param", "code"}
         assert body["error"]["code"] == code.value and body["error"]["message"]
-    assert error_body(code, chinese=True)["error"]["message"] == ERRORS[code].zh
+    english, chinese = (error_body(code, chinese=c)["error"]["message"] for c in (False, True))
+    # The catalogue's words in each language, and each really in its language: a renderer
+    # that ignored ``chinese`` (or a catalogue entry left untranslated) fails here.
+    assert (english, chinese) == (ERRORS[code].en, ERRORS[code].zh)
+    assert CJK.search(chinese), chinese
+    assert not CJK.search(english), english
 
 
 @pytest.mark.parametrize(
