@@ -66,6 +66,8 @@ class StreamRun:
     first: float  # first text's delay after the first word's end, s
     gap_median: float
     gap_p95: float
+    # A partial's latency: its arrival after the end of the audio it read was spoken.
+    latencies: list[float]
     partials: int
     items: int  # utterances completed
     items_with_partials: int  # of them, those that showed a partial before their final
@@ -78,6 +80,7 @@ def one_stream(pool: LocalPool, samples: np.ndarray, word_end_s: float) -> Strea
     finals = session.finish(timeout=300)
     session.close()
     times = [r.at for r in session.of(DELTA)]
+    latencies = [r.at - (started + r.event["audio_end_ms"] / 1000) for r in session.of(DELTA)]
     gaps = np.diff(times) if len(times) > 1 else np.array([float("nan")])
     completed = {r.event["item_id"] for r in session.of(COMPLETED)}
     # The server never sends an item's partial after its final (the test checks that).
@@ -86,6 +89,7 @@ def one_stream(pool: LocalPool, samples: np.ndarray, word_end_s: float) -> Strea
         first=times[0] - (started + word_end_s) if times else float("nan"),
         gap_median=float(np.median(gaps)),
         gap_p95=float(np.percentile(gaps, 95)),
+        latencies=latencies,
         partials=len(times),
         items=len(completed),
         items_with_partials=len(with_partials),
@@ -126,7 +130,8 @@ def main() -> None:
             print(f"offline WER {offline_wer:.3f}; {args.workers} workers, {os.cpu_count()} cores")
             print(
                 f"{'streams':>7} {'first text':>11} {'gap p50':>8} {'gap p95':>8} "
-                f"{'partials min-max':>16} {'items w/ partial':>16} {'WER':>6}"
+                f"{'lag p50':>8} {'lag p95':>8} {'partials min-max':>16} "
+                f"{'items w/ partial':>16} {'WER':>6}"
                 + (f" {'upload':>7}" if args.with_upload else "")
             )
             for n in args.streams:
@@ -138,13 +143,15 @@ def main() -> None:
                 first = statistics.median(r.first for r in runs)
                 p50 = statistics.median(r.gap_median for r in runs)
                 p95 = max(r.gap_p95 for r in runs)
+                lags = [lag for r in runs for lag in r.latencies]
+                lag50, lag95 = (float(np.percentile(lags, q)) for q in (50, 95))
                 fewest, most = min(r.partials for r in runs), max(r.partials for r in runs)
                 shown = sum(r.items_with_partials for r in runs) / max(
                     1, sum(r.items for r in runs)
                 )
                 wer = statistics.mean(word_error_rate(reference, r.finals_text) for r in runs)
                 line = (
-                    f"{n:>7} {first:10.2f}s {p50:7.2f}s {p95:7.2f}s "
+                    f"{n:>7} {first:10.2f}s {p50:7.2f}s {p95:7.2f}s {lag50:7.2f}s {lag95:7.2f}s "
                     f"{f'{fewest}-{most}':>16} {shown:15.0%} {wer:6.3f}"
                 )
                 if upload_s is not None:

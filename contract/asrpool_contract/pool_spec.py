@@ -216,7 +216,7 @@ class Resources(_Section):
 class Realtime(_Section):
     silence_duration_ms: Annotated[StrictInt, Field(ge=30, le=10_000)] = 500
     max_chunk_ms: Annotated[StrictInt, Field(ge=2_000, le=30_000)] = 12_000
-    partial_interval_ms: Annotated[StrictInt, Field(ge=100, le=10_000)] = 700
+    partial_interval_ms: Annotated[StrictInt, Field(ge=100, le=10_000)] = 400
 
     @model_validator(mode="after")
     def _rules(self) -> Realtime:

@@ -331,7 +331,8 @@ class RealtimeSession:
             return
         shown = self._shown.get(event.item, "")
         append, self._shown[event.item] = proto.text_delta(shown, text)
-        await self._send(proto.delta(_item_id(self.id, event.item), append, text))
+        end_ms = samples_to_ms(event.start + event.audio.size)
+        await self._send(proto.delta(_item_id(self.id, event.item), append, text, end_ms))
 
     async def _final_worker(self) -> None:
         while True:

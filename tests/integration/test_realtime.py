@@ -53,18 +53,21 @@ def partials_by_item(session: Session) -> dict[str, list[dict[str, Any]]]:
     """Each item's partials (delta events), checking their order against the item's own
     events on the way: after its ``speech_started``, before its final (completed or failed),
     never empty, and each non-empty ``delta`` appends to what the earlier ones showed."""
-    started: set[str] = set()
+    started: dict[str, int] = {}  # item → its speech_started's audio_start_ms
     ended: set[str] = set()
     deltas: dict[str, list[dict[str, Any]]] = {}
     for received in session.events:
         event = received.event
         kind, item = event["type"], event.get("item_id")
         if kind == "input_audio_buffer.speech_started":
-            started.add(item)
+            started[item] = event["audio_start_ms"]
         elif kind == DELTA:
             assert item in started, f"a partial of {item} before its speech started"
             assert item not in ended, f"a partial of {item} after its final"
             assert event["partial_transcript"], f"an empty partial of {item}"
+            # Where the audio it read ends: past the item's start, later with each partial.
+            read_to = [d["audio_end_ms"] for d in deltas.get(item, [])] or [started[item]]
+            assert event["audio_end_ms"] > read_to[-1], (event, read_to)
             shown = "".join(d["delta"] for d in deltas.get(item, []))
             if event["delta"]:
                 assert event["partial_transcript"] == shown + event["delta"], event

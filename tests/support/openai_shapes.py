@@ -36,6 +36,8 @@ _BetaWsSession = pydantic.create_model(
 ALLOWED_EXTRAS = {
     # the whole current hypothesis of a partial (delta only appends)
     ("ConversationItemInputAudioTranscriptionDeltaEvent", "partial_transcript"),
+    # where the audio that partial read ends (how far behind the speaker it is)
+    ("ConversationItemInputAudioTranscriptionDeltaEvent", "audio_end_ms"),
     # GA session objects: OpenAI's server adds these to the request type the SDK names
     ("RealtimeTranscriptionSessionCreateRequest", "id"),
     ("RealtimeTranscriptionSessionCreateRequest", "object"),

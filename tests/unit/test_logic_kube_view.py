@@ -147,4 +147,4 @@ def test_realtime_settings_come_from_the_spec():
     )
     chunking = views["tiny.en"].chunking
     assert (chunking.silence_duration_ms, chunking.max_utterance_ms) == (800, 9000)
-    assert chunking.partial_interval_ms == 700  # the default where the spec says nothing
+    assert chunking.partial_interval_ms == 400  # the default where the spec says nothing

@@ -247,7 +247,7 @@ SHARED_EVENTS = [
     proto.committed("item_1", None),
     proto.committed("item_2", "item_1"),
     proto.cleared(),
-    proto.delta("item_1", " fox", "The fox"),
+    proto.delta("item_1", " fox", "The fox", 1800),
     proto.completed("item_1", "The fox.", 2.0),
     proto.completed("item_1", "The fox.", 2.0, LOGPROBS, with_logprobs=True),
     proto.completed("item_1", "The fox.", 2.0, None, with_logprobs=True),

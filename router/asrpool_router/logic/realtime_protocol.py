@@ -377,16 +377,19 @@ def timeout_triggered(item_id: str, audio_start_ms: int, audio_end_ms: int) -> d
     }
 
 
-def delta(item_id: str, text_delta: str, partial: str) -> dict[str, Any]:
+def delta(item_id: str, text_delta: str, partial: str, audio_end_ms: int) -> dict[str, Any]:
     """A partial result: ``delta`` appends to what earlier deltas of the item showed;
     ``partial_transcript`` (our addition) is the whole current hypothesis, which may
-    revise earlier partials. The ``completed`` event's transcript is final."""
+    revise earlier partials; ``audio_end_ms`` (ours too, on the session's audio clock as
+    in ``speech_stopped``) is where the audio it read ends, so a client can tell how far
+    behind the speaker the text is. The ``completed`` event's transcript is final."""
     return {
         "type": "conversation.item.input_audio_transcription.delta",
         "item_id": item_id,
         "content_index": 0,
         "delta": text_delta,
         "partial_transcript": partial,
+        "audio_end_ms": audio_end_ms,
     }
 
 
