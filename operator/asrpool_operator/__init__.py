@@ -9,7 +9,7 @@ Layers, each importing only those below it:
     reconcile   read the world, ask the core, write only the differences
     metrics     the operator's own /metrics: what the autoscaler read, decided and why
     load        the routers' /metrics over httpx
-    kube        the Kubernetes REST calls over httpx
+    kube        the Kubernetes API calls (lightkube) and kopf's login
     logic/      every decision, pure (spec, manifests, plan, status, autoscale, ...)
 """
 

@@ -34,7 +34,7 @@ from .logic.autoscale_report import AutoscalerReport, LastScale, report
 from .logic.capacity import capacity
 from .logic.deletion_cost import DELETION_COST, cost_patches
 from .logic.external_scaler import scalers_of
-from .logic.labels import selector_string
+from .logic.labels import selector_labels
 from .logic.load_window import LoadHistory
 from .logic.router_metrics import total
 from .logic.spec import Autoscaling, OperatorDefaults, Pool, SpecError, parse_pool
@@ -112,7 +112,7 @@ class Autoscaler:
         assert policy is not None  # the caller's filter
         key = (pool.ref.namespace, pool.ref.name)
         external = scalers_of(hpas, pool.ref.name)
-        pods = self._kube.list(PODS, pool.ref.namespace, selector_string(pool.ref.name))
+        pods = self._kube.list(PODS, pool.ref.namespace, selector_labels(pool.ref.name))
         gpu = pool.spec.resources.gpu_resource_name
         counted = capacity(pods, gpu)
         if not policy.enabled or external:

@@ -23,7 +23,7 @@ from typing import Any
 
 import kopf
 
-from .kube import KubeError
+from .kube import KubeError, kopf_login
 from .logic.labels import MANAGED_BY, POOL_LABEL
 from .logic.spec import API_GROUP, PLURAL
 from .reconcile import Reconciler
@@ -37,10 +37,8 @@ _MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
-    @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # The same login as KubeClient.from_config: in-cluster, else the kubeconfig.
-        return kopf.login_via_client(**kwargs)
+    # The same login as KubeClient.from_config: in-cluster, else the kubeconfig.
+    kopf.on.login(registry=registry)(kopf_login)
 
     @kopf.on.event(API_GROUP, VERSION, PLURAL, registry=registry)
     def pool_event(type: str, name: str, namespace: str | None, **_: Any) -> None:

@@ -1,13 +1,15 @@
-"""The operator's one door to the Kubernetes API: a handful of REST calls over httpx.
+"""The operator's one door to the Kubernetes API: lightkube's sync client, and kopf's login.
 
-``KubeClient.from_config()`` logs in the way kopf does (the in-cluster service account, else
-the kubeconfig that ``KUBECONFIG`` or ``~/.kube/config`` names, read by ``kubernetes.config``),
-so the watches and these calls see the same cluster as the same user. A token that rotates (the
-projected service-account token, an exec plugin) is asked for again on every call through the
-config's refresh hook. Bodies go in and come out as plain dicts: the pure core never sees a
-client object. Sync on purpose: the handlers run in kopf's thread pool, the resync in a thread.
+``KubeClient.from_config()`` logs in as lightkube reads the environment (the in-cluster service
+account, else the current context of the kubeconfig that ``KUBECONFIG`` or ``~/.kube/config``
+names: tokens, token files, client certificates, exec plugins); ``kopf_login`` hands kopf the
+same login, so the watches and these calls see the same cluster as the same user. A token that
+rotates (the projected service-account token, an exec plugin's) is asked for again when the API
+server answers 401. Bodies go in and come out as plain dicts (lightkube's generic resources, no
+models): the pure core never sees a client object. Sync on purpose: the handlers run in kopf's
+thread pool, the resync in a thread.
 
-Errors, mapped once in ``_check``::
+Errors, mapped once in ``_mapped``::
 
     KubeError        the API server answered other than 2xx, or not at all
     ├── NotFound     404 (``get`` returns None instead)
@@ -16,19 +18,23 @@ Errors, mapped once in ``_check``::
 
 from __future__ import annotations
 
-import json
-import ssl
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-import httpx
+import httpx2
+import kopf
+from lightkube import ALL_NS, ApiError, Client, ConfigError, KubeConfig
+from lightkube.config.client_adapter import user_auth
+from lightkube.generic_resource import (
+    GenericNamespacedResource,
+    create_namespaced_resource,
+    get_generic_resource,
+)
+from lightkube.types import PatchType
 
 from .logic.labels import MANAGED_BY
-from .logic.spec import API_VERSION, PLURAL
-
-APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML: server-side apply takes it
-MERGE_PATCH = "application/merge-patch+json"
+from .logic.spec import API_VERSION, KIND, PLURAL
 
 
 class KubeError(Exception):
@@ -47,177 +53,122 @@ class Conflict(KubeError):
     """Someone else changed the object, or it already exists."""
 
 
-@dataclass(frozen=True)
-class Resource:
-    """A REST collection: ``/apis/GROUP/VERSION[/namespaces/NS]/PLURAL``."""
-
-    api_version: str
-    plural: str
-
-    def path(self, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
-        root = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        parts = [root]
-        if namespace:
-            parts += ["namespaces", namespace]
-        parts.append(self.plural)
-        if name:
-            parts.append(name)
-        if sub:
-            parts.append(sub)
-        return "/".join(parts)
+Resource = type[GenericNamespacedResource]
 
 
-POOLS = Resource(API_VERSION, PLURAL)
-DEPLOYMENTS = Resource("apps/v1", "deployments")
-SERVICES = Resource("v1", "services")
-DISRUPTION_BUDGETS = Resource("policy/v1", "poddisruptionbudgets")
-PODS = Resource("v1", "pods")
-EVENTS = Resource("v1", "events")
-HPAS = Resource("autoscaling/v2", "horizontalpodautoscalers")
-_BY_KIND = {
-    ("apps/v1", "Deployment"): DEPLOYMENTS,
-    ("v1", "Service"): SERVICES,
-    ("policy/v1", "PodDisruptionBudget"): DISRUPTION_BUDGETS,
-    ("v1", "Event"): EVENTS,
-}
+def _resource(api_version: str, kind: str, plural: str) -> Resource:
+    group, _, version = api_version.rpartition("/")
+    return create_namespaced_resource(group, version, kind, plural)
+
+
+POOLS = _resource(API_VERSION, KIND, PLURAL)
+DEPLOYMENTS = _resource("apps/v1", "Deployment", "deployments")
+SERVICES = _resource("v1", "Service", "services")
+DISRUPTION_BUDGETS = _resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+PODS = _resource("v1", "Pod", "pods")
+EVENTS = _resource("v1", "Event", "events")
+HPAS = _resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 
 
 def resource_of(manifest: Mapping[str, Any]) -> Resource:
-    return _BY_KIND[(manifest["apiVersion"], manifest["kind"])]
+    res = get_generic_resource(manifest["apiVersion"], manifest["kind"])
+    assert res is not None and issubclass(res, GenericNamespacedResource), manifest["kind"]
+    return res
 
 
 class KubeClient:
-    def __init__(self, http: httpx.Client, token: Callable[[], str | None] = lambda: None) -> None:
-        self._http = http
-        self._token = token
+    def __init__(self, client: Client) -> None:
+        self._client = client
 
     @classmethod
-    def from_config(cls, kubeconfig: str | None = None, timeout: float = 30.0) -> KubeClient:
-        """Log in as kopf does: in-cluster first, then the kubeconfig."""
-        from kubernetes import client, config  # the config loaders only: no API objects
-
-        cfg = client.Configuration()
-        in_cluster = False
-        if kubeconfig is None:
-            try:
-                config.load_incluster_config(client_configuration=cfg)
-                in_cluster = True
-            except config.ConfigException:
-                pass  # not in a pod: the developer's kubeconfig
-        if not in_cluster:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-        tls = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
-        if not cfg.verify_ssl:
-            tls.check_hostname = False
-            tls.verify_mode = ssl.CERT_NONE
-        if cfg.cert_file:
-            tls.load_cert_chain(cfg.cert_file, cfg.key_file)
-
-        def token() -> str | None:
-            # Calls the refresh hook: a rotated service-account token is read again.
-            header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix(
-                "authorization"
-            )
-            return str(header) if header else None
-
-        http = httpx.Client(base_url=cfg.host, verify=tls, timeout=timeout)
-        return cls(http, token)
+    def from_config(cls, timeout: float = 30.0) -> KubeClient:
+        """In-cluster first, then the kubeconfig."""
+        return cls(Client(timeout=httpx2.Timeout(timeout)))
 
     def close(self) -> None:
-        self._http.close()
+        self._client.close()
 
     # --- calls
 
-    def get(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+    def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self._call("GET", res.path(namespace, name))
+            with _mapped():
+                return dict(self._client.get(res, name, namespace=namespace))
         except NotFound:
             return None
 
     def list(
-        self, res: Resource, namespace: str | None, label_selector: str | None = None
+        self, res: Resource, namespace: str | None, labels: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
-        params = {"labelSelector": label_selector} if label_selector else None
-        items = self._call("GET", res.path(namespace), params=params).get("items") or []
-        return [dict(i) for i in items]
+        """Every object in ``namespace`` (None: in all namespaces) with those labels."""
+        selected: dict[str, Any] | None = dict(labels) if labels else None
+        with _mapped():
+            found = self._client.list(res, namespace=namespace or ALL_NS, labels=selected)
+            return [dict(obj) for obj in found]
 
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply as the operator's field manager, taking over fields it set."""
-        meta = manifest["metadata"]
-        return self._call(
-            "PATCH",
-            resource_of(manifest).path(meta.get("namespace"), meta["name"]),
-            params={"fieldManager": MANAGED_BY, "force": "true"},
-            body=manifest,
-            content_type=APPLY_PATCH,
-        )
+        obj = resource_of(manifest)(**manifest)
+        with _mapped():
+            return dict(self._client.apply(obj, field_manager=MANAGED_BY, force=True))
 
     def patch_status(
         self, res: Resource, namespace: str, name: str, status: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        return self._call(
-            "PATCH",
-            res.path(namespace, name, "status"),
-            body={"status": status},
-            content_type=MERGE_PATCH,
-        )
+    ) -> None:
+        self._merge(res.Status, namespace, name, {"status": dict(status)})
 
-    def patch(
-        self, res: Resource, namespace: str, name: str, body: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def patch(self, res: Resource, namespace: str, name: str, body: Mapping[str, Any]) -> None:
         """A JSON merge patch (the pods' deletion-cost annotations)."""
-        return self._call("PATCH", res.path(namespace, name), body=body, content_type=MERGE_PATCH)
+        self._merge(res, namespace, name, dict(body))
 
-    def scale(self, res: Resource, namespace: str, name: str, replicas: int) -> dict[str, Any]:
+    def scale(self, res: Resource, namespace: str, name: str, replicas: int) -> None:
         """Set replicas through the scale subresource, as an HPA does."""
-        return self._call(
-            "PATCH",
-            res.path(namespace, name, "scale"),
-            body={"spec": {"replicas": replicas}},
-            content_type=MERGE_PATCH,
-        )
+        self._merge(res.Scale, namespace, name, {"spec": {"replicas": replicas}})
 
-    def create(self, res: Resource, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._call("POST", res.path(namespace), body=body)
+    def create(self, res: Resource, namespace: str, body: Mapping[str, Any]) -> None:
+        with _mapped():
+            self._client.create(res(**body), namespace=namespace)
 
-    # --- the transport
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
-        content_type: str = "application/json",
-    ) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
-        token = self._token()
-        if token:
-            headers["Authorization"] = token if " " in token else f"Bearer {token}"
-        content = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            content = json.dumps(body).encode()
-        try:
-            response = self._http.request(
-                method, path, params=params, headers=headers, content=content
-            )
-        except httpx.HTTPError as e:
-            raise KubeError(0, f"{method} {path}: {e!r}") from e
-        return _check(method, path, response)
+    def _merge(self, res: Any, namespace: str, name: str, body: dict[str, Any]) -> None:
+        with _mapped():
+            self._client.patch(res, name, body, namespace=namespace, patch_type=PatchType.MERGE)
 
 
-def _check(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
-    if response.is_success:
-        return response.json() if response.content else {}
+@contextlib.contextmanager
+def _mapped() -> Iterator[None]:
     try:
-        message = str(response.json().get("message") or response.text)
-    except ValueError:
-        message = response.text
-    message = f"{method} {path}: {message}"
-    if response.status_code == 404:
-        raise NotFound(404, message)
-    if response.status_code == 409:
-        raise Conflict(409, message)
-    raise KubeError(response.status_code, message)
+        yield
+    except httpx2.HTTPStatusError as e:  # ApiError too: the API server's Status, when it sent one
+        code, request = e.response.status_code, e.request
+        message = e.status.message if isinstance(e, ApiError) else e.response.text
+        error = {404: NotFound, 409: Conflict}.get(code, KubeError)
+        raise error(code, f"{request.method} {request.url.path}: {message}") from e
+    except (httpx2.HTTPError, ConfigError) as e:  # no answer, or no credentials (exec failed)
+        raise KubeError(0, repr(e)) from e
+
+
+def kopf_login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's login handler: lightkube's reading of the config, the one ``KubeClient`` uses
+    (kopf's own kubeconfig login runs no exec plugin and reads no token file)."""
+    config = KubeConfig.from_env().get()
+    assert config is not None  # from_env gives a current context or raises
+    cluster, user = config.cluster, config.user
+    # The Authorization header lightkube would send: a token, a token file's, an exec plugin's.
+    auth = user_auth(user) if user else None
+    probe = httpx2.Request("GET", cluster.server)
+    if auth is not None:
+        next(auth.sync_auth_flow(probe))
+    scheme, _space, token = probe.headers.get("Authorization", "").partition(" ")
+    return kopf.ConnectionInfo(
+        server=cluster.server,
+        ca_path=config.abs_file(cluster.certificate_auth) if cluster.certificate_auth else None,
+        ca_data=cluster.certificate_auth_data,
+        insecure=cluster.insecure,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=config.abs_file(user.client_cert) if user and user.client_cert else None,
+        certificate_data=user.client_cert_data if user else None,
+        private_key_path=config.abs_file(user.client_key) if user and user.client_key else None,
+        private_key_data=user.client_key_data if user else None,
+        default_namespace=config.context.namespace,
+    )

@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RouterTarget:
-    """Where the routers are: their namespace, a label selector, and the metrics port."""
+    """Where the routers are: their namespace, their labels, and the metrics port."""
 
     namespace: str
-    selector: str
+    labels: Mapping[str, str]
     port: int = 8000
 
 
@@ -51,7 +51,7 @@ class RouterLoad:
     def read(self) -> RouterPages | None:
         """Every ready router's page; None when there is no ready router to read."""
         try:
-            pods = self._kube.list(PODS, self.target.namespace, self.target.selector)
+            pods = self._kube.list(PODS, self.target.namespace, self.target.labels)
         except KubeError as e:
             log.warning("cannot list router pods: %s", e)
             return None

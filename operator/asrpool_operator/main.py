@@ -20,7 +20,7 @@ from .autoscaler import Autoscaler
 from .handlers import build_registry
 from .kube import KubeClient
 from .load import RouterLoad, RouterTarget
-from .logic.labels import MANAGED_SELECTOR
+from .logic.labels import MANAGED_SELECTOR, parse_selector
 from .logic.spec import OperatorDefaults
 from .metrics import OperatorMetrics
 from .reconcile import Reconciler
@@ -47,8 +47,8 @@ def run(
     namespace: watch ASRPools in this namespace only (a Role is enough), or None for all.
     worker_image: the image of pools that leave spec.image empty.
     worker_token_secret: the Secret our worker pods mount and whose token they require.
-    router_selector: label selector of the router pods whose /metrics give each pool's load
-        (autoscaling, status.queueDepth); None reads no load.
+    router_selector: label selector (key=value[,key=value]) of the router pods whose /metrics
+        give each pool's load (autoscaling, status.queueDepth); None reads no load.
     router_namespace: where those routers run (default: namespace).
     router_metrics_port: the routers' HTTP port.
     resync_seconds: how often to re-check every pool.
@@ -61,7 +61,8 @@ def run(
         where = router_namespace or namespace
         if not where:
             raise ValueError("--router-selector needs --router-namespace when watching all")
-        router = RouterTarget(namespace=where, selector=router_selector, port=router_metrics_port)
+        labels = parse_selector(router_selector)
+        router = RouterTarget(namespace=where, labels=labels, port=router_metrics_port)
     serve(
         OperatorSettings(
             namespace=namespace,
@@ -83,10 +84,11 @@ def serve(settings: OperatorSettings) -> None:
 
 
 def _quiet_chatty_loggers() -> None:
-    """httpx logs every API call and kopf every handler's success at INFO: at the default
-    level that buries what the operator decided. DEBUG still shows them."""
+    """httpx2 logs every API call (lightkube's transport), httpx every router scrape and kopf
+    every handler's success at INFO: at the default level that buries what the operator
+    decided. DEBUG still shows them."""
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        for name in ("httpx", "kopf.objects"):
+        for name in ("httpx2", "httpx", "kopf.objects"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -35,8 +35,8 @@ def add_operator_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--router-selector",
         default=env_str("ASRPOOL_ROUTER_SELECTOR"),
-        help="label selector of the router pods whose /metrics give the pools' load "
-        "(autoscaling, status.queueDepth)",
+        help="label selector (key=value[,key=value]) of the router pods whose /metrics give "
+        "the pools' load (autoscaling, status.queueDepth)",
     )
     g.add_argument(
         "--router-namespace",

@@ -33,7 +33,7 @@ from .kube import (
 )
 from .logic.autoscale import PoolLoad
 from .logic.autoscale_report import AutoscalerReport
-from .logic.labels import child_name, selector_string
+from .logic.labels import child_name, selector_labels
 from .logic.manifests import children, event
 from .logic.plan import Action, plan_child
 from .logic.spec import OperatorDefaults, Pool, PoolRef, SpecError, parse_pool
@@ -136,7 +136,7 @@ class Reconciler:
                 live = None
             if desired["kind"] == "Deployment":
                 deployment = live
-        pods = self._kube.list(PODS, namespace, selector_string(name))
+        pods = self._kube.list(PODS, namespace, selector_labels(name))
         obs = Observation(
             generation=pool.generation,
             desired_replicas=pool.spec.replicas,

@@ -47,7 +47,6 @@ from .auth import ApiKeyAuth, bearer_token
 from .cache import AnswerCache, MemoryCache, RedisCache, audio_digest
 from .discovery import StaticDiscovery
 from .dispatch import Job, PoolRunner, Timeouts, forward, forward_stream
-from .kube_api import KubeApi, load_kube_config
 from .kube_discovery import KubeDiscovery
 from .live import LiveView, stats_body
 from .logic.audio_estimate import estimate_audio_seconds
@@ -137,10 +136,7 @@ class RouterState:
         self.transport = PodTransport(headers=worker_headers(settings.worker_token))
         self.discovery: StaticDiscovery | KubeDiscovery
         if settings.kubernetes:
-            config = load_kube_config()
-            self.discovery = KubeDiscovery(
-                KubeApi(config), settings.namespace or config.namespace, self.pools
-            )
+            self.discovery = KubeDiscovery(self.pools, settings.namespace)
         else:
             self.discovery = StaticDiscovery(
                 settings.backends, self.pools, self.transport, settings.health_interval_s

@@ -6,6 +6,11 @@ the EndpointSlices labelled ``asrpool.dev/pool``; after every event the pure
 makes the pools match: new ready endpoints get work at once, a terminating one
 gets no new work the moment its slice says so, a vanished one is removed (its
 requests in flight finish). An edited ASRPool reconfigures its pool in place.
+
+The API client is lightkube's: the pod's service account, else the current context of the
+kubeconfig (``KUBECONFIG`` or ``~/.kube/config``; tokens, client certificates, exec plugins),
+whose namespace is the default. Objects come as plain dicts (generic resources, no models), as
+the pure core takes them; tokens are never logged.
 """
 
 from __future__ import annotations
@@ -13,22 +18,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from .kube_api import Handler, KubeApi, list_and_watch
+from lightkube import ApiError, AsyncClient
+from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
+
 from .logic.kube_view import POOL_LABEL, aliases, default_model, pool_views
 from .pools import PoolRegistry
 
 log = logging.getLogger(__name__)
 
-ASRPOOLS = "/apis/asrpool.dev/v1alpha1/namespaces/{ns}/asrpools"
-SLICES = "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector=" + POOL_LABEL
+ASRPOOL = create_namespaced_resource("asrpool.dev", "v1alpha1", "ASRPool", "asrpools")
+SLICE = create_namespaced_resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices")
+POOL_SLICES: dict[str, Any] = {POOL_LABEL: None}  # slices with the label, whatever its value
+
+# Called with ("SYNC", [objects]) after each list, then (ADDED|MODIFIED|DELETED, object).
+Handler = Callable[[str, Any], None]
 
 
 class KubeDiscovery:
-    def __init__(self, api: KubeApi, namespace: str, pools: PoolRegistry) -> None:
-        self.api = api
-        self.namespace = namespace
+    def __init__(
+        self, pools: PoolRegistry, namespace: str | None = None, client: AsyncClient | None = None
+    ) -> None:
+        self.client = client or AsyncClient()
+        self.namespace = namespace or self.client.namespace
         self.pools = pools
         self._asrpools: dict[str, dict[str, Any]] = {}
         self._slices: dict[str, dict[str, Any]] = {}
@@ -42,16 +56,10 @@ class KubeDiscovery:
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(
-                list_and_watch(
-                    self.api,
-                    ASRPOOLS.format(ns=self.namespace),
-                    self._on("asrpools", self._asrpools),
-                )
+                self._list_and_watch(ASRPOOL, None, self._on("asrpools", self._asrpools))
             ),
             asyncio.create_task(
-                list_and_watch(
-                    self.api, SLICES.format(ns=self.namespace), self._on("slices", self._slices)
-                )
+                self._list_and_watch(SLICE, POOL_SLICES, self._on("slices", self._slices))
             ),
         ]
 
@@ -61,7 +69,39 @@ class KubeDiscovery:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.api.close()
+        await self.client.close()
+
+    async def _list_and_watch(
+        self,
+        res: type[GenericNamespacedResource],
+        labels: dict[str, Any] | None,
+        on_event: Handler,
+    ) -> None:
+        """Forever: list (``on_event("SYNC", items)``), then watch from the list's version
+        (lightkube resumes each watch the server ends from the last version it saw).
+
+        Lists again after a 410 (that version is gone), and after any error with backoff.
+        """
+        kind, delay = res.__name__, 0.5
+        while True:
+            try:
+                listed = self.client.list(res, namespace=self.namespace, labels=labels)
+                on_event("SYNC", [dict(obj) async for obj in listed])
+                delay = 0.5
+                async for event, obj in self.client.watch(
+                    res,
+                    namespace=self.namespace,
+                    labels=labels,
+                    resource_version=listed.resourceVersion,
+                ):
+                    on_event(event, dict(obj))
+            except Exception as exc:  # not CancelledError: stop() ends this
+                if isinstance(exc, ApiError) and exc.status.code == 410:
+                    log.info("watch of %s expired; listing again", kind)
+                    continue
+                log.warning("watch of %s failed (%s); retrying in %.1fs", kind, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _on(self, kind: str, store: dict[str, dict[str, Any]]) -> Handler:
         def handle(event: str, obj: Any) -> None:

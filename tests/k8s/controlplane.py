@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -150,7 +151,7 @@ class ControlPlane:
             self._write_credentials()
             self._start_etcd()
             self._start_apiserver()
-            self._write_kubeconfig()
+            self.write_kubeconfig(self.kubeconfig, {"token": self.token})
         except BaseException:
             self.stop()
             raise
@@ -376,8 +377,10 @@ class ControlPlane:
         )
         apiserver.wait_ok(f"{self.url}/readyz", self.startup_timeout, verify=self.tls())
 
-    def _write_kubeconfig(self) -> None:
-        """Token auth, verified against the CA. JSON is valid YAML: no YAML library needed."""
+    def write_kubeconfig(self, path: Path, user: dict[str, Any]) -> Path:
+        """A kubeconfig at ``path`` for this cluster (verified against the CA) that logs in as
+        ``user`` (a kubeconfig user stanza: a token, a client certificate, an exec plugin).
+        JSON is valid YAML: no YAML library needed."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -390,14 +393,31 @@ class ControlPlane:
                     },
                 }
             ],
-            "users": [{"name": ADMIN_USER, "user": {"token": self.token}}],
+            "users": [{"name": "asrpool-test", "user": user}],
             "contexts": [
                 {
                     "name": "asrpool-test",
-                    "context": {"cluster": "asrpool-test", "user": ADMIN_USER},
+                    "context": {"cluster": "asrpool-test", "user": "asrpool-test"},
                 }
             ],
             "current-context": "asrpool-test",
         }
-        self.kubeconfig.write_text(json.dumps(config, indent=2) + "\n")
-        self.kubeconfig.chmod(0o600)
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        path.chmod(0o600)
+        return path
+
+    def client_certificate(self, directory: Path, user: str, group: str) -> tuple[Path, Path]:
+        """A client certificate (and its key) for ``user`` in ``group``, signed by the CA the
+        apiserver trusts for clients (``--client-ca-file``); written into ``directory``."""
+        cert, key, csr, ext = (directory / f"{user}.{e}" for e in ("crt", "key", "csr", "ext"))
+        ext.write_text("extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n")
+        self._openssl(
+            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", f"/O={group}/CN={user}", "-keyout", str(key), "-out", str(csr),
+        )  # fmt: skip
+        self._openssl(
+            "x509", "-req", "-in", str(csr), "-days", "1", "-CA", str(self.ca_cert),
+            "-CAkey", str(self.workdir / "pki" / "ca.key"), "-CAcreateserial",
+            "-extfile", str(ext), "-out", str(cert),
+        )  # fmt: skip
+        return cert, key

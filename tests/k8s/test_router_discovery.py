@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -129,10 +130,10 @@ def transcribe(router: str, path: Path, timeout: float = 120) -> httpx.Response:
     )
 
 
-@pytest.fixture
-def k8s_router(
-    control_plane: ControlPlane, crd: None, namespace: str, tmp_path: Path
-) -> Iterator[str]:
+@contextlib.contextmanager
+def router_logged_in_by(kubeconfig: Path, namespace: str, log: Path) -> Iterator[str]:
+    """A router in Kubernetes mode whose only credentials are ``kubeconfig``'s; ready once it
+    has listed the namespace's ASRPools and EndpointSlices."""
     port = free_port()
     proc = ServerProcess(
         [
@@ -147,14 +148,28 @@ def k8s_router(
             "0",
         ],  # routing is under test: every request must reach a pod
         port,
-        tmp_path / "router.log",
-        env={"KUBECONFIG": str(control_plane.kubeconfig)},
+        log,
+        env={"KUBECONFIG": str(kubeconfig)},
     )
     try:
         proc.wait_ready(timeout=60)
         yield proc.url
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def k8s_router(
+    control_plane: ControlPlane, crd: None, namespace: str, tmp_path: Path
+) -> Iterator[str]:
+    with router_logged_in_by(control_plane.kubeconfig, namespace, tmp_path / "router.log") as url:
+        yield url
+
+
+def pool_models(router: str) -> list[str]:
+    """The pools (aliases and OpenAI's names for the default pool are listed too)."""
+    cards = httpx.get(f"{router}/v1/models").json()["data"]
+    return sorted(m["id"] for m in cards if m["asrpool_kind"] == "pool")
 
 
 def test_routing_follows_endpoints_as_they_come_turn_terminating_and_go(
@@ -209,9 +224,7 @@ def test_pools_follow_asrpool_objects(
     apply(cp, namespace, asrpool("other", "large-v3"))
 
     def models() -> list[str]:
-        """The pools (aliases and OpenAI's names for the default pool are listed too)."""
-        cards = httpx.get(f"{k8s_router}/v1/models").json()["data"]
-        return sorted(m["id"] for m in cards if m["asrpool_kind"] == "pool")
+        return pool_models(k8s_router)
 
     eventually(lambda: models() == ["large-v3", "tiny.en"], "both pools listed")
     with pod_workers(tmp_path, 1) as (w,):
@@ -248,3 +261,44 @@ def test_pools_follow_asrpool_objects(
         files={"file": ("fox.wav", speech["fox"].path.read_bytes())},
     )
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "model_not_found"
+
+
+EXEC_PLUGIN = """\
+import json, pathlib, sys
+pathlib.Path(sys.argv[1]).write_text("ran")  # the test checks the router ran it
+print(json.dumps({
+    "apiVersion": "client.authentication.k8s.io/v1beta1",
+    "kind": "ExecCredential",
+    "status": {"token": sys.argv[2]},
+}))
+"""
+
+
+@pytest.mark.parametrize("login", ["client-certificate", "exec-plugin"])
+def test_discovery_logs_in_with_a_client_certificate_or_an_exec_plugin(
+    control_plane: ControlPlane, crd: None, namespace: str, tmp_path: Path, login: str
+):
+    """No token in the kubeconfig: the router authenticates as the kubeconfig says, with
+    relative paths read from the kubeconfig's directory, and lists and watches with it."""
+    cp, home = control_plane, tmp_path / "kube"
+    home.mkdir()
+    ran = tmp_path / "plugin-ran"
+    if login == "client-certificate":
+        cert, key = cp.client_certificate(home, "asrpool-cert-user", "system:masters")
+        user: dict[str, Any] = {"client-certificate": cert.name, "client-key": key.name}
+    else:
+        (home / "plugin.py").write_text(EXEC_PLUGIN)
+        user = {
+            "exec": {
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "command": sys.executable,
+                "args": [str(home / "plugin.py"), str(ran), cp.token],
+            }
+        }
+    kubeconfig = cp.write_kubeconfig(home / "config", user)
+    apply(cp, namespace, asrpool("before", "tiny.en"))
+    with router_logged_in_by(kubeconfig, namespace, tmp_path / "router.log") as router:
+        assert pool_models(router) == ["tiny.en"]  # listed
+        apply(cp, namespace, asrpool("after", "large-v3"))
+        eventually(lambda: pool_models(router) == ["large-v3", "tiny.en"], "watched")
+    assert ran.exists() == (login == "exec-plugin")

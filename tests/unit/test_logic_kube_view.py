@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from asrpool_contract.pool_spec import read_spec
-from asrpool_router.kube_api import parse_kubeconfig
 from asrpool_router.logic.kube_view import (
     Endpoint,
     aliases,
@@ -106,30 +101,6 @@ def test_the_annotated_pool_is_the_default_and_a_duplicate_model_is_ignored():
     )
     assert default_model(views) == "tiny.en" and views["tiny.en"].name == "zeta"
     assert default_model({}) is None
-
-
-def test_kubeconfig_with_token_and_insecure_cluster(tmp_path: Path):
-    doc = {
-        "current-context": "test",
-        "contexts": [{"name": "test", "context": {"cluster": "c", "user": "u", "namespace": "ml"}}],
-        "clusters": [
-            {
-                "name": "c",
-                "cluster": {"server": "https://127.0.0.1:6443/", "insecure-skip-tls-verify": True},
-            }
-        ],
-        "users": [{"name": "u", "user": {"token": "s3cret"}}],
-    }
-    config = parse_kubeconfig(doc, base_dir=tmp_path)
-    assert (config.server, config.token, config.verify, config.namespace) == (
-        "https://127.0.0.1:6443",
-        "s3cret",
-        False,
-        "ml",
-    )
-    doc["current-context"] = "missing"
-    with pytest.raises(ValueError):
-        parse_kubeconfig(doc, base_dir=tmp_path)
 
 
 def test_aliases_reach_their_pool_and_whisper_1_alias_makes_the_default():

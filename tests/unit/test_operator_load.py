@@ -1,16 +1,17 @@
 """Reading the routers' pages: the ones that answered, and the ready ones that did not.
 
-httpx's MockTransport stands in for the API server and the routers here only to pin what
+MockTransports stand in for the API server and the routers here only to pin what
 ``RouterLoad.read`` makes of partial answers; tests/k8s reads real routers.
 """
 
 from __future__ import annotations
 
 import httpx
+import httpx2
 
-from asrpool_operator.kube import KubeClient
 from asrpool_operator.load import RouterLoad, RouterPages, RouterTarget
 from asrpool_operator.logic.router_metrics import PoolSample
+from tests.unit.test_operator_kube import kube_client
 
 PAGE = 'asrpool_router_queue_depth{pool="m"} 3\n'
 
@@ -23,8 +24,7 @@ def router_pod(name: str, ip: str, ready: bool = True) -> dict[str, object]:
 
 
 def reader(pods: list[dict[str, object]], answers: dict[str, object]) -> RouterLoad:
-    api = httpx.MockTransport(lambda r: httpx.Response(200, json={"items": pods}))
-    kube = KubeClient(httpx.Client(base_url="https://api.test", transport=api))
+    kube = kube_client(lambda r: httpx2.Response(200, json={"items": pods}))
 
     def router(request: httpx.Request) -> httpx.Response:
         answer = answers[request.url.host]
@@ -34,7 +34,7 @@ def reader(pods: list[dict[str, object]], answers: dict[str, object]) -> RouterL
         return httpx.Response(200, text=answer)
 
     http = httpx.Client(transport=httpx.MockTransport(router))
-    return RouterLoad(kube, RouterTarget("speech", "app=router", 8000), http)
+    return RouterLoad(kube, RouterTarget("speech", {"app": "router"}, 8000), http)
 
 
 def test_routers_that_answer_count_and_the_others_are_named() -> None:

@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asrpool_operator.logic.labels import SPEC_HASH_ANNOTATION, selector_labels
+from asrpool_operator.logic.labels import (
+    SPEC_HASH_ANNOTATION,
+    format_selector,
+    parse_selector,
+    selector_labels,
+)
 from asrpool_operator.logic.manifests import children, spec_hash, worker_args
 from asrpool_operator.logic.spec import OperatorDefaults, Pool, parse_pool
 
@@ -345,3 +350,15 @@ def test_without_a_token_secret_or_for_a_third_party_server_nothing_is_mounted()
     )
     pod = {m["kind"]: m for m in children(third_party)}["Deployment"]["spec"]["template"]["spec"]
     assert all(v["name"] != "worker-token" for v in pod["volumes"])
+
+
+def test_a_label_selector_reads_back_as_the_labels_it_selects() -> None:
+    labels = selector_labels("large-v3")
+    assert parse_selector(format_selector(labels)) == labels
+    assert parse_selector(" app = router ,tier==front") == {"app": "router", "tier": "front"}
+
+
+@pytest.mark.parametrize("selector", ["app!=router", "app", "!app", "app in (a,b)", "=x", ""])
+def test_a_selector_that_is_not_key_equals_value_is_refused(selector: str) -> None:
+    with pytest.raises(ValueError, match="key=value"):
+        parse_selector(selector)

@@ -15,7 +15,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 IO_AND_CHANCE = {
-    "asyncio", "httpx", "fastapi", "starlette", "uvicorn", "kopf", "kubernetes", "aiohttp",
+    "asyncio", "httpx", "httpx2", "fastapi", "starlette", "uvicorn", "kopf", "lightkube",
+    "kubernetes", "aiohttp",
     "urllib3", "requests", "time", "random", "socket", "subprocess", "threading",
 }  # fmt: skip
 CORES = {

@@ -44,9 +44,21 @@ def labels(pool: str) -> dict[str, str]:
 
 
 def selector_string(pool: str) -> str:
-    """``selector_labels`` as a label selector string (``status.selector``, list calls)."""
+    """``selector_labels`` as a label selector string (``status.selector``)."""
     return format_selector(selector_labels(pool))
 
 
 def format_selector(match_labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+
+
+def parse_selector(selector: str) -> dict[str, str]:
+    """``format_selector``'s inverse (``==`` taken too): the labels a list call selects by.
+    ValueError for anything else (``!=``, ``in``, bare keys): they would select other pods."""
+    labels = {}
+    for term in selector.split(","):
+        key, equals, value = (s.strip() for s in term.partition("="))
+        if not equals or not key or key.endswith("!"):
+            raise ValueError(f"not a key=value[,key=value] label selector: {selector!r}")
+        labels[key] = value.removeprefix("=").strip()
+    return labels
