@@ -461,6 +461,51 @@ def test_a_custom_scheduler_cannot_break_the_budget_or_exclusions() -> None:
     assert pool.snapshot()["pods"][0]["in_flight"] == 1
 
 
+class _Offered:
+    """A filter that keeps every pod and remembers the pods it was offered."""
+
+    def __init__(self) -> None:
+        self.offered: list[list[str]] = []
+
+    def filter(self, pods: Sequence[PodState], request: Request, now: float) -> list[PodState]:
+        self.offered.append([p.id for p in pods])
+        return list(pods)
+
+
+@pytest.mark.parametrize(
+    "state", ["not_ready", "terminating", "removed", "full", "ejected", "failed_this_request"]
+)
+def test_the_scheduler_is_offered_only_the_pods_that_may_take_the_request(state: str) -> None:
+    # The hard conditions live in the pool alone; no scheduling plugin repeats them.
+    seen = _Offered()
+    scheduler = Scheduler(filters=[seen], scorers=[], picker=_First())
+    pool = Pool("m", PoolPolicy(per_pod=2, breaker_failures=1), scheduler=scheduler)
+    pool.upsert_pod("a", "http://a")
+    pool.upsert_pod("b", "http://b")
+    on_a = {"audio_seconds": 1.0, "priority": INTERACTIVE, "now": 0.0, "exclude": frozenset("b")}
+    exclude: frozenset[str] = frozenset()
+    if state == "not_ready":
+        pool.upsert_pod("a", "http://a", ready=False)
+    elif state == "terminating":
+        pool.upsert_pod("a", "http://a", terminating=True)
+    elif state == "removed":
+        assert isinstance(pool.submit(**on_a), Granted)  # type: ignore[arg-type]
+        pool.remove_pod("a")  # lingers with one slot in flight, one free
+    elif state == "full":
+        for _ in range(2):
+            assert isinstance(pool.submit(**on_a), Granted)  # type: ignore[arg-type]
+    elif state == "ejected":
+        slot = pool.submit(**on_a)  # type: ignore[arg-type]
+        assert isinstance(slot, Granted)
+        pool.release(slot.slot, OutcomeKind.UNREACHABLE, 0.0)
+    else:
+        exclude = frozenset("a")
+    seen.offered.clear()
+    result = pool.submit(audio_seconds=1.0, priority=INTERACTIVE, now=0.0, exclude=exclude)
+    assert isinstance(result, Granted) and result.slot.pod_id == "b"
+    assert seen.offered == [["b"]]
+
+
 @pytest.mark.parametrize("audio", [-1.0, float("nan"), float("inf")])
 def test_invalid_audio_length_is_refused(audio: float) -> None:
     with pytest.raises(ValueError):

@@ -566,8 +566,9 @@ class Pool:
         return self._last_ticket
 
     def _takers(self, now: float) -> list[PodState]:
-        # The hard conditions are checked here, not only by the scheduler's filters, so a
-        # custom scheduler can never break the budget or send to an ejected pod.
+        # The hard conditions (ready, not terminating, room, not ejected: ``takes_work``)
+        # are checked here and only here: the scheduler sees no other pod, so no strategy
+        # can break a budget or send to an ejected pod.
         return self._store.list(lambda pod: pod.takes_work(now))
 
     def _capacity(self, now: float) -> int:
@@ -575,13 +576,7 @@ class Pool:
         return sum(p.limit for p in self._store if p.schedulable and p.breaker.admits(now))
 
     def _pick(self, request: Request, now: float) -> PodState | None:
-        takers = self._takers(now)
-        if not takers:
-            return None
-        pod = self.scheduler.pick(takers, request, now)
-        if pod is None or pod.id in request.exclude or not pod.takes_work(now):
-            return None
-        return pod
+        return self.scheduler.pick(_untried(self._takers(now), request), request, now)
 
     def _grant(self, pod: PodState, ticket: int, now: float) -> Slot:
         record = self._requests[ticket]
@@ -654,7 +649,7 @@ class Pool:
                 takers = self._takers(now)
                 if not takers:
                     return False
-            if self.scheduler.candidates(takers, waiter.request, now):
+            if self.scheduler.candidates(_untried(takers, waiter.request), waiter.request, now):
                 return True
         return False
 
@@ -672,3 +667,8 @@ class Pool:
             self._queue.remove(waiter.ticket)
             grants.append(Granted(self._grant(pod, waiter.ticket, now)))
         return grants
+
+
+def _untried(pods: list[PodState], request: Request) -> list[PodState]:
+    """The pods the request has not failed on: a retry lands somewhere else."""
+    return [pod for pod in pods if pod.id not in request.exclude]
