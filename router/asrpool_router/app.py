@@ -3,7 +3,7 @@
 ``create_app(settings)`` wires the parts (pools, discovery, HTTP client to the
 pods, metrics registry, auth) and nothing else holds state. A request's trip:
 auth → read the upload once (spooled to disk when large) → pick the pool by
-``model`` → ``dispatch.forward`` (slot, attempt, retry) → relay the pod's answer.
+``model`` → ``PoolRunner.forward`` (slot, attempt, retry) → relay the pod's answer.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ from asrpool_contract.wire import (
 from .auth import ApiKeyAuth, bearer_token
 from .cache import AnswerCache, MemoryCache, RedisCache, audio_digest
 from .discovery import StaticDiscovery
-from .dispatch import Job, PoolRunner, Timeouts, forward, forward_stream
+from .dispatch import Job, PoolRunner, Timeouts
 from .kube_api import KubeApi, load_kube_config
 from .kube_discovery import KubeDiscovery
 from .live import LiveView, stats_body
 from .logic.audio_estimate import estimate_audio_seconds
-from .logic.pool import PoolPolicy
+from .logic.pool import Pool, PoolPolicy
 from .logic.request import Priority
 from .logic.result_cache import CachedAnswer, directive, request_key
 from .logic.session_slots import SessionSlots
@@ -116,16 +116,16 @@ class RouterState:
         self.settings = settings
         self.metrics = RouterMetrics(registry)
         self.rng = random.Random()
-        self.pools = PoolRegistry(
-            lambda model: policy_from(settings),
-            self.metrics,
-            self.rng,
-            fixed_aliases=dict(settings.aliases),
-        )
-        self.metrics.watch_pools(lambda: [r.pool_snapshot() for r in self.pools.runners()])
         # Pods get many concurrent requests; connections to them are kept alive and reused.
         # Workers serve routers only: the worker token goes with every call to a pod.
         self.transport = PodTransport(headers=worker_headers(settings.worker_token))
+        self.timeouts = Timeouts(settings.attempt_timeout_base_s, settings.request_timeout_s)
+        self.pools = PoolRegistry(
+            lambda model: policy_from(settings),
+            self.new_runner,
+            fixed_aliases=dict(settings.aliases),
+        )
+        self.metrics.watch_pools(lambda: [r.pool_snapshot() for r in self.pools.runners()])
         self.discovery: StaticDiscovery | KubeDiscovery
         if settings.kubernetes:
             config = load_kube_config()
@@ -136,7 +136,6 @@ class RouterState:
             self.discovery = StaticDiscovery(
                 settings.backends, self.pools, self.transport, settings.health_interval_s
             )
-        self.timeouts = Timeouts(settings.attempt_timeout_base_s, settings.request_timeout_s)
         self.session_limits = SessionLimits(idle_timeout_s=settings.session_idle_timeout_s)
         self.sessions = SessionSlots(settings.max_sessions, settings.max_sessions_per_key)
         self.metrics.sessions_open.set_function(lambda: self.sessions.open_total)
@@ -149,6 +148,12 @@ class RouterState:
         elif settings.cache_mb > 0:
             self.cache = MemoryCache(int(settings.cache_mb * 2**20))
         self.live = LiveView(self.pools, self.metrics, self.sessions)
+
+    def new_runner(self, model: str, policy: PoolPolicy) -> PoolRunner:
+        """A new pool's runner: the only holder of its ``Pool``."""
+        return PoolRunner(
+            Pool(model, policy, rng=self.rng), self.metrics, self.transport, self.timeouts
+        )
 
 
 def create_app(settings: RouterSettings, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -301,11 +306,9 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
         if _worth_cutting(job, state.settings):
             samples = await _decoded(job, request)
             if samples is not None:
-                answer = await forward_sharded(
-                    runner, job, samples, state.transport, state.timeouts, state.shard_policy
-                )
+                answer = await forward_sharded(runner, job, samples, state.shard_policy)
         if answer is None:
-            answer = await forward(runner, job, state.transport, state.timeouts)
+            answer = await runner.forward(job)
         done.ok = True
         if cached is not None and state.cache is not None and answer.status == 200:
             await state.cache.put(cached, CachedAnswer(answer.content_type, answer.content))
@@ -403,7 +406,7 @@ async def _relay_stream(
 ) -> Response:
     """stream=true. Until the first event the request can still fail as a plain HTTP error
     (every pod refused it, the queue is full); after it, failures are ``error`` events."""
-    events = forward_stream(runner, job, state.transport, state.timeouts)
+    events = runner.forward_stream(job)
     try:
         first = await anext(events)
     except BaseException:

@@ -1,10 +1,12 @@
 """Carry one client request to a pod: wait for a slot, send, classify, retry elsewhere.
 
-The asyncio shell around ``logic.pool.Pool``. ``PoolRunner`` turns the pool's
-tickets into futures (a queued request awaits its grant; a timer expires the
-queue) and guarantees that every slot granted is released exactly once, on
-every path: success, error, timeout, cancellation, client disconnect. The
-decisions (which pod, retry or not, how long to back off) are the pool's.
+The asyncio shell around ``logic.pool.Pool``, and the only door into one: the app, the
+sharder and live sessions call ``PoolRunner.forward`` / ``forward_stream``; discovery calls
+``upsert_pod``, ``remove_pod``, ``reconfigure``, each of which hands the room it makes to
+waiters itself. The runner turns the pool's tickets into futures (a queued request awaits
+its grant; a timer expires the queue) and releases every slot granted exactly once, on
+every path: success, error, timeout, cancellation, client disconnect. The decisions (which
+pod, retry or give up) are the pool's.
 """
 
 from __future__ import annotations
@@ -48,14 +50,41 @@ from .transport import Answer, BufferedUpload, PodTransport
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Job:
+    """One client request on its way to a pod."""
+
+    path: str  # /v1/audio/transcriptions or /v1/audio/translations
+    upload: BufferedUpload
+    audio_seconds: float
+    priority: Priority = Priority.INTERACTIVE
+    # What the client asked for: a pod's 2xx answer must be a transcription in it.
+    response_format: str = "json"
+    # stream=true: the answer is relayed as events while the pod decodes (forward_stream).
+    stream: bool = False
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    attempt_base_s: float
+    attempt_cap_s: float
+
+
 class PoolRunner:
     """One model's pool, its waiters and its timers, on one event loop."""
 
     def __init__(
-        self, pool: Pool, metrics: RouterMetrics, clock: Callable[[], float] = time.monotonic
+        self,
+        pool: Pool,
+        metrics: RouterMetrics,
+        transport: PodTransport,
+        timeouts: Timeouts,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.pool = pool
+        self._pool = pool
         self.metrics = metrics
+        self.transport = transport
+        self.timeouts = timeouts
         self.stats = RequestStats()
         # Live sessions' chunking for this pool (ASRPool spec.realtime); None: the defaults.
         self.chunking: ChunkingPolicy | None = None
@@ -65,14 +94,164 @@ class PoolRunner:
 
     @property
     def model(self) -> str:
-        return self.pool.model
+        return self._pool.model
+
+    # --- requests -------------------------------------------------------------------
+
+    async def forward(self, job: Job) -> Answer:
+        """The pod's successful answer, or ``AsrpoolError`` with the code the user should see.
+
+        The slot held is released exactly once on every path: by ``release`` after a success,
+        by ``retry`` after a failure, as cancelled when the client goes away mid-attempt.
+        """
+        started = self.clock()
+        slot = await self._acquire(job.audio_seconds, job.priority)
+        while True:
+            try:
+                timeout = self._attempt_timeout(job, slot)
+                answer = await self.transport.send(slot.url, job.path, job.upload, timeout)
+                outcome = classify(answer.result, job.response_format)
+            except BaseException:
+                self._release(slot, OutcomeKind.CANCELLED)
+                raise
+            if outcome.kind is OutcomeKind.OK:
+                self._release(slot, outcome)
+                self.metrics.latency.labels(self.model).observe(self.clock() - started)
+                return answer
+            self.stats.attempt_failed(outcome.kind.value)
+            if outcome.kind is OutcomeKind.OOM:
+                self.metrics.oom.labels(self.model, slot.pod_id).inc()
+            log.info(
+                "attempt %d of a request to %s failed on %s: %s",
+                slot.attempt,
+                self.model,
+                slot.pod_id,
+                outcome.kind.value,
+            )
+            next_slot = await self._retry(slot, outcome)
+            if isinstance(next_slot, GiveUp):
+                if next_slot.reason is not GiveUpReason.PERMANENT:
+                    log.warning(
+                        "giving up on a request to %s after %d attempt(s) on %d pod(s): %s (%s)",
+                        self.model,
+                        next_slot.attempts,
+                        next_slot.pods_failed,
+                        next_slot.reason.value,
+                        next_slot.code.value,
+                    )
+                raise _final_error(next_slot, outcome, answer)
+            slot = next_slot
+
+    async def forward_stream(self, job: Job) -> AsyncGenerator[dict[str, Any], None]:
+        """The client's events of a streamed transcription; ``AsrpoolError`` if it cannot go on.
+
+        Before the first delta a failed attempt is retried as ``forward`` retries. After it,
+        a pod lost mid-stream (killed, reset, hung, an error event) is replaced: the request
+        goes on at another pod from where the last delta the client got ended (the worker's
+        ``asrpool_end`` mark, sent back as ``asrpool_offset``), so the client sees neither an
+        error nor a repeated word. The ``done`` event is ours: the deltas' text, the whole
+        audio's usage, every logprob.
+        """
+        slot = await self._acquire(job.audio_seconds, job.priority)
+        texts: list[str] = []
+        logprobs: list[Logprob] = []
+        output_tokens = 0
+        offset = 0.0
+        while True:
+            upload = job.upload
+            if offset > 0:
+                upload = replace(upload, fields=[*upload.fields, (OFFSET_FIELD, f"{offset:.3f}")])
+            timeout = self._attempt_timeout(job, slot)
+            answer: Answer | None = None
+            done: dict[str, Any] | None = None
+            events = self.transport.stream(slot.url, job.path, upload)
+            deadline = self.clock() + timeout
+            try:
+                async with contextlib.aclosing(events):
+                    while True:
+                        # The deadline bounds each wait for the pod, never our own yields: a
+                        # timeout scope must not stay open while the client reads.
+                        try:
+                            async with asyncio.timeout(max(0.0, deadline - self.clock())):
+                                event = await anext(events)
+                        except StopAsyncIteration:
+                            break
+                        if isinstance(event, Answer):
+                            answer = event
+                            break
+                        kind = event.get("type")
+                        if kind == stream_events.DELTA and isinstance(event.get("delta"), str):
+                            end = _pod_number(event.get(stream_events.END_MARK), offset)
+                            marks = event.get("logprobs") or []
+                            if end is None or end < offset or not isinstance(marks, list):
+                                answer = _MALFORMED  # never relayed; resumed elsewhere from offset
+                                break
+                            texts.append(event["delta"])
+                            logprobs.extend(marks)
+                            offset = end
+                            yield stream_events.for_client(event)
+                        elif kind == stream_events.DONE:
+                            usage = event.get("usage") or {}
+                            tokens = _pod_number(
+                                usage.get("output_tokens") if isinstance(usage, dict) else None, 0
+                            )
+                            if not isinstance(usage, dict) or tokens is None:
+                                answer = _MALFORMED
+                                break
+                            done = event
+                            break
+                        elif kind == stream_events.ERROR:
+                            answer = _error_event_answer(event)
+                            break
+            except TimeoutError:
+                answer = Answer(AttemptResult(transport_error="deadline_timeout"))
+            except BaseException:
+                self._release(slot, OutcomeKind.CANCELLED)
+                raise
+            if done is not None:
+                self._release(slot, Outcome.of(OutcomeKind.OK))
+                usage = done.get("usage") or {}
+                output_tokens += int(_pod_number(usage.get("output_tokens"), 0) or 0)
+                yield stream_events.done(
+                    "".join(texts),
+                    audio_seconds=job.audio_seconds,
+                    output_tokens=output_tokens,
+                    logprobs=logprobs if "logprobs" in done else None,
+                ) | _pods_usage(usage, output_tokens)
+                return
+            if answer is None:  # the stream ended without its done event: the pod went away
+                answer = Answer(AttemptResult(transport_error="closed"))
+            outcome = classify(answer.result, job.response_format)
+            if outcome.kind is OutcomeKind.OK:  # a 2xx that was no stream: not what was asked
+                outcome = Outcome.of(OutcomeKind.BAD_ANSWER, load=outcome.load)
+            self.stats.attempt_failed(outcome.kind.value)
+            log.info(
+                "streamed attempt %d to %s failed on %s after %.1fs of audio: %s",
+                slot.attempt,
+                self.model,
+                slot.pod_id,
+                offset,
+                outcome.kind.value,
+            )
+            next_slot = await self._retry(slot, outcome)
+            if isinstance(next_slot, GiveUp):
+                raise _final_error(next_slot, outcome, answer)
+            slot = next_slot
+
+    def _attempt_timeout(self, job: Job, slot: Slot) -> float:
+        """Grows with the audio, capped, and never past the request's deadline."""
+        timeouts = self.timeouts
+        by_audio = attempt_timeout_s(
+            job.audio_seconds, base_s=timeouts.attempt_base_s, cap_s=timeouts.attempt_cap_s
+        )
+        return min(by_audio, max(1.0, slot.deadline - self.clock()))
 
     # --- slots ----------------------------------------------------------------------
 
-    async def acquire(self, audio_seconds: float, priority: Priority) -> Slot:
+    async def _acquire(self, audio_seconds: float, priority: Priority) -> Slot:
         """A slot for a new request: at once, after waiting, or ``AsrpoolError``."""
         queued_at = self.clock()
-        answer = self.pool.submit(audio_seconds=audio_seconds, priority=priority, now=queued_at)
+        answer = self._pool.submit(audio_seconds=audio_seconds, priority=priority, now=queued_at)
         if isinstance(answer, Granted):
             self.metrics.queue_wait.labels(self.model).observe(0.0)
             return answer.slot
@@ -85,9 +264,9 @@ class PoolRunner:
         self.metrics.queue_wait.labels(self.model).observe(self.clock() - queued_at)
         return slot
 
-    async def retry(self, slot: Slot, outcome: Outcome) -> Slot | GiveUp:
+    async def _retry(self, slot: Slot, outcome: Outcome) -> Slot | GiveUp:
         """After a failed attempt: the request's next slot, or why it gives up."""
-        verdict, grants = self.pool.retry(slot, outcome, self.clock())
+        verdict, grants = self._pool.retry(slot, outcome, self.clock())
         if isinstance(verdict, GiveUp):
             self._deliver(grants)
             return verdict
@@ -100,8 +279,8 @@ class PoolRunner:
         self._deliver(grants)
         return await self._granted(verdict.ticket, future)
 
-    def release(self, slot: Slot, outcome: Outcome | OutcomeKind) -> None:
-        self._deliver(self.pool.release(slot, outcome, self.clock()))
+    def _release(self, slot: Slot, outcome: Outcome | OutcomeKind) -> None:
+        self._deliver(self._pool.release(slot, outcome, self.clock()))
 
     # --- pods (discovery and health checks): each change hands its new room to waiters ---
 
@@ -114,25 +293,25 @@ class PoolRunner:
         terminating: bool = False,
         load: PodLoad | None = None,
     ) -> None:
-        grants = self.pool.upsert_pod(
+        grants = self._pool.upsert_pod(
             pod_id, url, ready=ready, terminating=terminating, now=self.clock(), load=load
         )
         self._deliver(grants)
 
     def remove_pod(self, pod_id: str) -> None:
-        self.pool.remove_pod(pod_id)
+        self._pool.remove_pod(pod_id)
         self._arm_timer()
 
     def reconfigure(self, policy: PoolPolicy) -> None:
-        self._deliver(self.pool.reconfigure(policy, self.clock()))
+        self._deliver(self._pool.reconfigure(policy, self.clock()))
 
     @property
     def policy(self) -> PoolPolicy:
-        return self.pool.policy
+        return self._pool.policy
 
     def pods(self) -> list[PodState]:
         """The pods, removed-but-draining ones included (read only)."""
-        return self.pool.pods()
+        return self._pool.pods()
 
     def _wait_for(self, ticket: int) -> asyncio.Future[Slot]:
         future: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
@@ -144,9 +323,9 @@ class PoolRunner:
             return await future
         except asyncio.CancelledError:
             self._waiters.pop(ticket, None)
-            self._deliver(self.pool.cancel(ticket))
+            self._deliver(self._pool.cancel(ticket))
             if future.done() and not future.cancelled() and future.exception() is None:
-                self.release(future.result(), OutcomeKind.CANCELLED)  # granted as we left
+                self._release(future.result(), OutcomeKind.CANCELLED)  # granted as we left
             raise
 
     def _deliver(self, grants: list[Granted]) -> None:
@@ -154,7 +333,7 @@ class PoolRunner:
             future = self._waiters.pop(grant.slot.ticket, None)
             if future is None or future.done():
                 # Nobody waits for it any more: give it straight back.
-                self.release(grant.slot, OutcomeKind.CANCELLED)
+                self._release(grant.slot, OutcomeKind.CANCELLED)
             else:
                 future.set_result(grant.slot)
         self._arm_timer()
@@ -163,7 +342,7 @@ class PoolRunner:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        wake = self.pool.next_wakeup()
+        wake = self._pool.next_wakeup()
         if wake is None:
             return
         loop = asyncio.get_running_loop()
@@ -173,20 +352,20 @@ class PoolRunner:
     def _on_timer(self) -> None:
         self._timer = None
         now = self.clock()
-        for expired in self.pool.expire(now):
+        for expired in self._pool.expire(now):
             future = self._waiters.pop(expired.ticket, None)
             if future is not None and not future.done():
                 future.set_exception(AsrpoolError(expired.code))
-        self._deliver(self.pool.poll(now))
+        self._deliver(self._pool.poll(now))
 
     # --- visibility -----------------------------------------------------------------
 
     def pool_snapshot(self) -> dict[str, Any]:
         """The pool's own snapshot as of now (metrics read its load integrals up to now)."""
-        return self.pool.snapshot(self.clock())
+        return self._pool.snapshot(self.clock())
 
     def snapshot(self) -> dict[str, object]:
-        snap = self.pool.snapshot(self.clock())
+        snap = self._pool.snapshot(self.clock())
         # The slots of the pods in rotation, busy or not ("accepting" would drop a pod whose
         # slots are all in use, so a pool at full load would show 0).
         return {
@@ -219,183 +398,6 @@ class PoolRunner:
                 for p in snap["pods"]
             ],
         }
-
-
-@dataclass
-class Job:
-    """One client request on its way to a pod."""
-
-    path: str  # /v1/audio/transcriptions or /v1/audio/translations
-    upload: BufferedUpload
-    audio_seconds: float
-    priority: Priority = Priority.INTERACTIVE
-    # What the client asked for: a pod's 2xx answer must be a transcription in it.
-    response_format: str = "json"
-    # stream=true: the answer is relayed as events while the pod decodes (forward_stream).
-    stream: bool = False
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    attempt_base_s: float
-    attempt_cap_s: float
-
-
-async def forward(
-    runner: PoolRunner, job: Job, transport: PodTransport, timeouts: Timeouts
-) -> Answer:
-    """The pod's successful answer, or ``AsrpoolError`` with the code the user should see.
-
-    The slot held is released exactly once on every path: by ``release`` after a success,
-    by ``retry`` after a failure, as cancelled when the client goes away mid-attempt.
-    """
-    started = runner.clock()
-    slot = await runner.acquire(job.audio_seconds, job.priority)
-    while True:
-        try:
-            # Never past the request's deadline, however long the audio.
-            timeout = min(
-                attempt_timeout_s(
-                    job.audio_seconds, base_s=timeouts.attempt_base_s, cap_s=timeouts.attempt_cap_s
-                ),
-                max(1.0, slot.deadline - runner.clock()),
-            )
-            answer = await transport.send(slot.url, job.path, job.upload, timeout)
-            outcome = classify(answer.result, job.response_format)
-        except BaseException:
-            runner.release(slot, OutcomeKind.CANCELLED)
-            raise
-        if outcome.kind is OutcomeKind.OK:
-            runner.release(slot, outcome)
-            runner.metrics.latency.labels(runner.model).observe(runner.clock() - started)
-            return answer
-        runner.stats.attempt_failed(outcome.kind.value)
-        if outcome.kind is OutcomeKind.OOM:
-            runner.metrics.oom.labels(runner.model, slot.pod_id).inc()
-        log.info(
-            "attempt %d of a request to %s failed on %s: %s",
-            slot.attempt,
-            runner.model,
-            slot.pod_id,
-            outcome.kind.value,
-        )
-        next_slot = await runner.retry(slot, outcome)
-        if isinstance(next_slot, GiveUp):
-            if next_slot.reason is not GiveUpReason.PERMANENT:
-                log.warning(
-                    "giving up on a request to %s after %d attempt(s) on %d pod(s): %s (%s)",
-                    runner.model,
-                    next_slot.attempts,
-                    next_slot.pods_failed,
-                    next_slot.reason.value,
-                    next_slot.code.value,
-                )
-            raise _final_error(next_slot, outcome, answer)
-        slot = next_slot
-
-
-async def forward_stream(
-    runner: PoolRunner, job: Job, transport: PodTransport, timeouts: Timeouts
-) -> AsyncGenerator[dict[str, Any], None]:
-    """The client's events of a streamed transcription; ``AsrpoolError`` if it cannot go on.
-
-    Before the first delta a failed attempt is retried as ``forward`` retries. After it,
-    a pod lost mid-stream (killed, reset, hung, an error event) is replaced: the request
-    goes on at another pod from where the last delta the client got ended (the worker's
-    ``asrpool_end`` mark, sent back as ``asrpool_offset``), so the client sees neither an
-    error nor a repeated word. The ``done`` event is ours: the deltas' text, the whole
-    audio's usage, every logprob.
-    """
-    slot = await runner.acquire(job.audio_seconds, job.priority)
-    texts: list[str] = []
-    logprobs: list[Logprob] = []
-    output_tokens = 0
-    offset = 0.0
-    while True:
-        upload = job.upload
-        if offset > 0:
-            upload = replace(upload, fields=[*upload.fields, (OFFSET_FIELD, f"{offset:.3f}")])
-        timeout = min(
-            attempt_timeout_s(
-                job.audio_seconds, base_s=timeouts.attempt_base_s, cap_s=timeouts.attempt_cap_s
-            ),
-            max(1.0, slot.deadline - runner.clock()),
-        )
-        answer: Answer | None = None
-        done: dict[str, Any] | None = None
-        events = transport.stream(slot.url, job.path, upload)
-        deadline = runner.clock() + timeout
-        try:
-            async with contextlib.aclosing(events):
-                while True:
-                    # The deadline bounds each wait for the pod, never our own yields: a
-                    # timeout scope must not stay open while the client reads.
-                    try:
-                        async with asyncio.timeout(max(0.0, deadline - runner.clock())):
-                            event = await anext(events)
-                    except StopAsyncIteration:
-                        break
-                    if isinstance(event, Answer):
-                        answer = event
-                        break
-                    kind = event.get("type")
-                    if kind == stream_events.DELTA and isinstance(event.get("delta"), str):
-                        end = _pod_number(event.get(stream_events.END_MARK), offset)
-                        marks = event.get("logprobs") or []
-                        if end is None or end < offset or not isinstance(marks, list):
-                            answer = _MALFORMED  # never relayed; resumed elsewhere from offset
-                            break
-                        texts.append(event["delta"])
-                        logprobs.extend(marks)
-                        offset = end
-                        yield stream_events.for_client(event)
-                    elif kind == stream_events.DONE:
-                        usage = event.get("usage") or {}
-                        tokens = _pod_number(
-                            usage.get("output_tokens") if isinstance(usage, dict) else None, 0
-                        )
-                        if not isinstance(usage, dict) or tokens is None:
-                            answer = _MALFORMED
-                            break
-                        done = event
-                        break
-                    elif kind == stream_events.ERROR:
-                        answer = _error_event_answer(event)
-                        break
-        except TimeoutError:
-            answer = Answer(AttemptResult(transport_error="deadline_timeout"))
-        except BaseException:
-            runner.release(slot, OutcomeKind.CANCELLED)
-            raise
-        if done is not None:
-            runner.release(slot, Outcome.of(OutcomeKind.OK))
-            usage = done.get("usage") or {}
-            output_tokens += int(_pod_number(usage.get("output_tokens"), 0) or 0)
-            yield stream_events.done(
-                "".join(texts),
-                audio_seconds=job.audio_seconds,
-                output_tokens=output_tokens,
-                logprobs=logprobs if "logprobs" in done else None,
-            ) | _pods_usage(usage, output_tokens)
-            return
-        if answer is None:  # the stream ended without its done event: the pod went away
-            answer = Answer(AttemptResult(transport_error="closed"))
-        outcome = classify(answer.result, job.response_format)
-        if outcome.kind is OutcomeKind.OK:  # a 2xx that was no stream: not what was asked
-            outcome = Outcome.of(OutcomeKind.BAD_ANSWER, load=outcome.load)
-        runner.stats.attempt_failed(outcome.kind.value)
-        log.info(
-            "streamed attempt %d to %s failed on %s after %.1fs of audio: %s",
-            slot.attempt,
-            runner.model,
-            slot.pod_id,
-            offset,
-            outcome.kind.value,
-        )
-        next_slot = await runner.retry(slot, outcome)
-        if isinstance(next_slot, GiveUp):
-            raise _final_error(next_slot, outcome, answer)
-        slot = next_slot
 
 
 # A pod's event that is not what our workers send (a mark that is no number or goes back,

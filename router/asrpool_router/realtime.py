@@ -5,7 +5,7 @@ client that asks for it (``logic.realtime_protocol`` says how it tells them apar
 parses client events, applies session updates field by field (``logic.realtime_settings``:
 each refused field gets its own ``error``, the rest applies, and the update is always
 answered), cuts the audio into utterances (``logic.chunking``)
-and sends each piece through the same scheduler as uploads (``dispatch.forward``)
+and sends each piece through the same scheduler as uploads (``PoolRunner.forward``)
 with realtime priority, so batch work never starves a live speaker and an OOM or a
 lost pod retries the piece elsewhere. Partials run at most one at a time per
 session (while one runs, only the newest that comes due waits; older ones are dropped);
@@ -42,7 +42,7 @@ from asrpool_contract.audio_form import DRAFT_FIELD
 from asrpool_contract.wire import AsrpoolError, ErrorCode
 
 from .auth import ApiKeyAuth, bearer_token
-from .dispatch import Job, forward
+from .dispatch import Job
 from .logic import realtime_protocol as proto
 from .logic.chunking import (
     Chunker,
@@ -381,7 +381,7 @@ class RealtimeSession:
             audio_seconds=samples.size / WHISPER_RATE,
             priority=Priority.REALTIME,
         )
-        answer = await forward(runner, job, self.state.transport, self.state.timeouts)
+        answer = await runner.forward(job)
         try:
             return proto.final_answer(answer.content)
         except ValueError as exc:
