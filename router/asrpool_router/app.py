@@ -226,7 +226,8 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
 
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:
-        await RealtimeSession(websocket, state, state.session_limits).run(auth)
+        session = RealtimeSession(websocket, state.pools, state.sessions, state.session_limits)
+        await session.run(auth)
 
     @app.get("/", include_in_schema=False)
     async def recorder_page() -> FileResponse:
