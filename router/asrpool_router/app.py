@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,7 +56,7 @@ from .logic.result_cache import CachedAnswer, directive, request_key
 from .logic.session_slots import SessionSlots
 from .logic.shards import ShardPolicy
 from .logic.upload_budget import SpoolBudget
-from .metrics import RouterMetrics
+from .metrics import Accounting
 from .pools import PoolRegistry
 from .realtime import RealtimeSession, SessionLimits
 from .settings import RouterSettings
@@ -114,7 +115,7 @@ def policy_from(settings: RouterSettings) -> PoolPolicy:
 class RouterState:
     def __init__(self, settings: RouterSettings, registry: CollectorRegistry) -> None:
         self.settings = settings
-        self.metrics = RouterMetrics(registry)
+        self.accounting = Accounting(registry)
         self.rng = random.Random()
         # Pods get many concurrent requests; connections to them are kept alive and reused.
         # Workers serve routers only: the worker token goes with every call to a pod.
@@ -125,7 +126,7 @@ class RouterState:
             self.new_runner,
             fixed_aliases=dict(settings.aliases),
         )
-        self.metrics.watch_pools(lambda: [r.pool_snapshot() for r in self.pools.runners()])
+        self.accounting.watch_pools(lambda: [r.snapshot() for r in self.pools.runners()])
         self.discovery: StaticDiscovery | KubeDiscovery
         if settings.kubernetes:
             config = load_kube_config()
@@ -138,7 +139,7 @@ class RouterState:
             )
         self.session_limits = SessionLimits(idle_timeout_s=settings.session_idle_timeout_s)
         self.sessions = SessionSlots(settings.max_sessions, settings.max_sessions_per_key)
-        self.metrics.sessions_open.set_function(lambda: self.sessions.open_total)
+        self.accounting.sessions_open.set_function(lambda: self.sessions.open_total)
         self.spool = SpoolBudget(int(settings.max_spooled_mb * 2**20))
         self.shard_policy = ShardPolicy(min_audio_s=max(settings.shard_min_s, 30.0))
         self.cache: AnswerCache | None = None
@@ -147,13 +148,12 @@ class RouterState:
             self.cache = RedisCache(settings.cache_redis, settings.cache_ttl_s, max_answer)
         elif settings.cache_mb > 0:
             self.cache = MemoryCache(int(settings.cache_mb * 2**20))
-        self.live = LiveView(self.pools, self.metrics, self.sessions)
+        self.live = LiveView(self.pools, self.accounting, self.sessions)
 
     def new_runner(self, model: str, policy: PoolPolicy) -> PoolRunner:
         """A new pool's runner: the only holder of its ``Pool``."""
-        return PoolRunner(
-            Pool(model, policy, rng=self.rng), self.metrics, self.transport, self.timeouts
-        )
+        pool = Pool(model, policy, rng=self.rng, account=self.accounting.account(model))
+        return PoolRunner(pool, self.accounting, self.transport, self.timeouts)
 
 
 def create_app(settings: RouterSettings, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -201,7 +201,7 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
         **text_route(CONTENT_TYPE_LATEST.split(";")[0], "Prometheus metrics (text format)."),
     )
     async def metrics() -> Response:
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(state.accounting.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models", dependencies=api)
     async def models() -> ModelList:
@@ -217,7 +217,7 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
 
     @app.get("/stats", dependencies=api)
     async def stats() -> dict[str, Any]:
-        return stats_body(state.pools.runners())
+        return asdict(stats_body(state.pools.runners()))
 
     @app.get("/stats/live", dependencies=api)
     async def stats_live() -> dict[str, Any]:
@@ -285,7 +285,7 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
     try:
         job, model = await _read_job(request, state, path)
     except AsrpoolError as exc:  # refused before it had a pool: too large, not a form…
-        state.metrics.requests.labels("unknown", exc.code.value).inc()
+        state.accounting.finished(None, exc.code.value)
         raise
     done = _Finish(request, state, job)
     streaming = False  # once the stream's response exists, it ends the request
@@ -347,7 +347,7 @@ async def _cache_lookup(
         audio_digest=await audio_digest(job.upload.file),
     )
     hit = await state.cache.get(key) if allowed.read else None
-    state.metrics.cache.labels(pool, "hit" if hit else "miss").inc()
+    state.accounting.account(pool).looked_up(hit=hit is not None)
     if hit is None:
         return key
     return Response(hit.content, media_type=hit.content_type, headers={CACHE_HEADER: "hit"})
@@ -380,7 +380,7 @@ async def _decoded(job: Job, request: Request) -> np.ndarray | None:
 
 class _Finish:
     """Ends one request once, however it ends: its upload closed (and out of the spool
-    budget), its counts and its metric kept."""
+    budget), how it ended counted (``Accounting.finished``)."""
 
     def __init__(self, request: Request, state: RouterState, job: Job) -> None:
         self.request, self.state, self.job = request, state, job
@@ -395,11 +395,8 @@ class _Finish:
     def _finish(self) -> None:
         self.job.upload.file.close()  # the spooled copy of the upload
         self.request.state.upload_hold.release()
-        if self.pool is not None:
-            self.pool.stats.finished(ok=self.ok)
         code = "ok" if self.ok else ("cancelled" if self.code == "ok" else self.code)
-        label = self.pool.model if self.pool is not None else "unknown"
-        self.state.metrics.requests.labels(label, code).inc()
+        self.state.accounting.finished(None if self.pool is None else self.pool.model, code)
 
 
 async def _relay_stream(

@@ -38,13 +38,14 @@ from .logic.pool import (
     Granted,
     Pool,
     PoolPolicy,
+    PoolSnapshot,
     Queued,
     Rejected,
     Slot,
 )
 from .logic.request import Priority
-from .logic.stats import RequestStats
-from .metrics import RouterMetrics
+from .logic.stats import PoolStats, pool_stats
+from .metrics import Accounting
 from .transport import Answer, BufferedUpload, PodTransport
 
 log = logging.getLogger(__name__)
@@ -76,16 +77,15 @@ class PoolRunner:
     def __init__(
         self,
         pool: Pool,
-        metrics: RouterMetrics,
+        accounting: Accounting,
         transport: PodTransport,
         timeouts: Timeouts,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
-        self.metrics = metrics
+        self.accounting = accounting
         self.transport = transport
         self.timeouts = timeouts
-        self.stats = RequestStats()
         # Live sessions' chunking for this pool (ASRPool spec.realtime); None: the defaults.
         self.chunking: ChunkingPolicy | None = None
         self.clock = clock
@@ -116,11 +116,8 @@ class PoolRunner:
                 raise
             if outcome.kind is OutcomeKind.OK:
                 self._release(slot, outcome)
-                self.metrics.latency.labels(self.model).observe(self.clock() - started)
+                self.accounting.answered(self.model, self.clock() - started)
                 return answer
-            self.stats.attempt_failed(outcome.kind.value)
-            if outcome.kind is OutcomeKind.OOM:
-                self.metrics.oom.labels(self.model, slot.pod_id).inc()
             log.info(
                 "attempt %d of a request to %s failed on %s: %s",
                 slot.attempt,
@@ -224,7 +221,6 @@ class PoolRunner:
             outcome = classify(answer.result, job.response_format)
             if outcome.kind is OutcomeKind.OK:  # a 2xx that was no stream: not what was asked
                 outcome = Outcome.of(OutcomeKind.BAD_ANSWER, load=outcome.load)
-            self.stats.attempt_failed(outcome.kind.value)
             log.info(
                 "streamed attempt %d to %s failed on %s after %.1fs of audio: %s",
                 slot.attempt,
@@ -253,7 +249,7 @@ class PoolRunner:
         queued_at = self.clock()
         answer = self._pool.submit(audio_seconds=audio_seconds, priority=priority, now=queued_at)
         if isinstance(answer, Granted):
-            self.metrics.queue_wait.labels(self.model).observe(0.0)
+            self.accounting.waited(self.model, 0.0)
             return answer.slot
         if isinstance(answer, Rejected):
             raise AsrpoolError(answer.code, retry_after_s=answer.retry_after_s)
@@ -261,7 +257,7 @@ class PoolRunner:
         future = self._wait_for(answer.ticket)
         self._arm_timer()
         slot = await self._granted(answer.ticket, future)
-        self.metrics.queue_wait.labels(self.model).observe(self.clock() - queued_at)
+        self.accounting.waited(self.model, self.clock() - queued_at)
         return slot
 
     async def _retry(self, slot: Slot, outcome: Outcome) -> Slot | GiveUp:
@@ -271,9 +267,6 @@ class PoolRunner:
             self._deliver(grants)
             return verdict
         assert isinstance(verdict, Again)
-        how = "failover" if verdict.failed_over else "requeue"
-        self.metrics.retries.labels(self.model, outcome.kind.value, how).inc()
-        self.stats.retried(outcome.kind.value)
         # Registered before the grants go out: the request's own grant may be among them.
         future = self._wait_for(verdict.ticket)
         self._deliver(grants)
@@ -360,44 +353,13 @@ class PoolRunner:
 
     # --- visibility -----------------------------------------------------------------
 
-    def pool_snapshot(self) -> dict[str, Any]:
-        """The pool's own snapshot as of now (metrics read its load integrals up to now)."""
+    def snapshot(self) -> PoolSnapshot:
+        """The pool as of now (metrics read its load integrals up to now)."""
         return self._pool.snapshot(self.clock())
 
-    def snapshot(self) -> dict[str, object]:
-        snap = self._pool.snapshot(self.clock())
-        # The slots of the pods in rotation, busy or not ("accepting" would drop a pod whose
-        # slots are all in use, so a pool at full load would show 0).
-        return {
-            **self.stats.view(max_concurrent=snap["capacity"], active_tasks=snap["in_flight"]),
-            "model": self.model,
-            "queue_depth": snap["queue_depth"],
-            "queue_by_priority": snap["queue_by_priority"],
-            "ejections": sum(p["ejections"] for p in snap["pods"]),
-            "gave_up": snap["totals"]["gave_up"],
-            "pods": [
-                {
-                    "id": p["id"],
-                    "url": p["url"],
-                    "ready": p["ready"],
-                    "budget": p["budget"],
-                    "max_budget": p["budget_ceiling"],
-                    "in_flight": p["in_flight"],
-                    "in_flight_audio_seconds": round(p["in_flight_audio_seconds"], 1),
-                    "ejected": p["ejected"],
-                    "ejection_reason": p["ejection_reason"],
-                    "ejected_for_s": round(p["ejected_for_s"], 1),
-                    "ejections": p["ejections"],
-                    "consecutive_failures": p["consecutive_failures"],
-                    "terminating": p["terminating"],
-                    # What the pod says of itself, for a fleet of routers: its slots (None
-                    # until it reports) and how many of them other routers hold now.
-                    "reported_slots": p["reported_slots"],
-                    "held_by_others": p["held_by_others"],
-                }
-                for p in snap["pods"]
-            ],
-        }
+    def stats(self) -> PoolStats:
+        """The pool's part of ``/stats``: its counts and its pods as of now."""
+        return pool_stats(self.snapshot(), self._pool.account)
 
 
 # A pod's event that is not what our workers send (a mark that is no number or goes back,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import wave
+from dataclasses import asdict
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,8 +22,8 @@ from asrpool_router.logic.audio_estimate import (
 )
 from asrpool_router.logic.pool import Granted, Pool, PoolPolicy
 from asrpool_router.logic.request import Priority
-from asrpool_router.logic.stats import RequestStats, merge
-from asrpool_router.metrics import RouterMetrics
+from asrpool_router.logic.stats import PoolAccount, pool_stats, router_stats, success_rate
+from asrpool_router.metrics import Accounting
 from asrpool_router.pools import PoolRegistry
 from asrpool_router.settings import RouterSettings
 from asrpool_router.transport import PodTransport
@@ -63,14 +64,22 @@ def test_attempt_timeout_grows_with_audio_and_is_capped():
 
 
 def test_stats_keep_the_seed_shape_and_count_ooms_and_retries():
-    a, b = RequestStats(), RequestStats()
-    a.finished(ok=True)
-    a.attempt_failed("oom")
-    a.retried("oom")
-    a.finished(ok=True)
-    b.finished(ok=False)
-    view = merge([a, b]).view(max_concurrent=4, active_tasks=1)
-    assert view == {
+    a, b = PoolAccount(), PoolAccount()
+    a.finished("ok")
+    a.oom("pod-1")
+    a.retried("oom", "requeue")
+    a.finished("ok")
+    b.finished("gpu_oom")
+    pools = []
+    for model, account in (("x", a), ("y", b)):
+        pool = Pool(model, PoolPolicy(per_pod=2), account=account)
+        pool.upsert_pod("pod-1", "http://pod-1", now=0.0)
+        pools.append(pool)
+    pools[1].submit(audio_seconds=1.0, priority=Priority.INTERACTIVE, now=0.0)
+    body = asdict(router_stats([pool_stats(p.snapshot(0.0), p.account) for p in pools]))
+    seed = ["max_concurrent", "active_tasks", "total_tasks", "failed_tasks", "oom_errors"]
+    assert list(body) == [*seed, "success_rate", "retries", "queue_depth", "pools"]
+    assert {k: body[k] for k in [*seed, "success_rate", "retries"]} == {
         "max_concurrent": 4,
         "active_tasks": 1,
         "total_tasks": 3,
@@ -79,7 +88,14 @@ def test_stats_keep_the_seed_shape_and_count_ooms_and_retries():
         "success_rate": "66.7%",
         "retries": {"oom": 1},
     }
-    assert RequestStats().view(max_concurrent=0, active_tasks=0)["success_rate"] == "100.0%"
+    pool_keys = ["model", "queue_depth", "queue_by_priority", "ejections", "gave_up", "pods"]
+    assert list(body["pools"][0]) == [*seed, "success_rate", "retries", *pool_keys]
+    assert list(body["pools"][0]["pods"][0]) == [
+        "id", "url", "ready", "budget", "max_budget", "in_flight", "in_flight_audio_seconds",
+        "ejected", "ejection_reason", "ejected_for_s", "ejections", "consecutive_failures",
+        "terminating", "reported_slots", "held_by_others",
+    ]  # fmt: skip
+    assert success_rate(0, 0) == "100.0%"
 
 
 def test_bearer_tokens_are_read_strictly():
@@ -110,7 +126,7 @@ def test_auth_on_without_keys_is_a_configuration_error():
 
 def _runner(model: str, policy: PoolPolicy) -> PoolRunner:
     return PoolRunner(
-        Pool(model, policy), RouterMetrics(CollectorRegistry()), PodTransport(), Timeouts(30, 300)
+        Pool(model, policy), Accounting(CollectorRegistry()), PodTransport(), Timeouts(30, 300)
     )
 
 
@@ -157,10 +173,10 @@ def test_max_concurrent_counts_the_busy_slots_of_pods_in_rotation() -> None:
         for _ in range(4)
     ]
     assert all(isinstance(g, Granted) for g in grants)
-    snap = runner.snapshot()
-    assert (snap["active_tasks"], snap["max_concurrent"]) == (4, 4)  # full, not 0
+    stats = runner.stats()
+    assert (stats.active_tasks, stats.max_concurrent) == (4, 4)  # full, not 0
     runner.upsert_pod("b", "http://b", ready=False)
-    assert runner.snapshot()["max_concurrent"] == 2  # a pod out of rotation brings none
+    assert runner.stats().max_concurrent == 2  # a pod out of rotation brings none
 
 
 def test_stats_live_and_metrics_show_the_queue_by_class_and_live_sessions() -> None:

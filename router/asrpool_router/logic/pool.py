@@ -40,6 +40,9 @@ Policies, documented choices:
 * Cold start: a ticket submitted while no pod is ready (scaled to zero, or every pod still
   loading its model) waits up to ``cold_start_timeout_s`` instead of ``queue_timeout_s``:
   the autoscaler is bringing a pod up, which for a large model takes minutes.
+* Counts: the attempts' outcomes the pool decides on (OOM answers by pod, retries, give-ups,
+  ejections) go to the ``PoolAccount`` it is given (``stats.py``), the one sink ``/stats``
+  and ``/metrics`` read; the pool keeps no counters of its own.
 * Load integrals for autoscalers: ``snapshot`` reports ``busy_slot_seconds`` (∫ slots in
   flight dt) and ``queued_seconds`` (∫ queue depth dt) since the pool was made, advanced to
   the ``now`` each call is given (levels only change inside calls, so between two calls they
@@ -59,8 +62,8 @@ Policies, documented choices:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from asrpool_contract.wire import ErrorCode
 
@@ -75,6 +78,7 @@ from .retry import GiveUp, GiveUpReason, Requeue, RetryPolicy, decide
 from .retry_after import HoldTime, retry_after_s
 from .rng import Rng, SeededRng
 from .scheduler import Scheduler, default_scheduler
+from .stats import PoolAccount
 
 __all__ = [
     "Again",
@@ -82,8 +86,10 @@ __all__ = [
     "GiveUp",
     "GiveUpReason",
     "Granted",
+    "PodSnapshot",
     "Pool",
     "PoolPolicy",
+    "PoolSnapshot",
     "Priority",
     "Queued",
     "Rejected",
@@ -235,19 +241,43 @@ class _Held:
     at_floor: bool
 
 
-@dataclass
-class _Counters:
-    """Totals since start, for metrics."""
+@dataclass(frozen=True)
+class PodSnapshot:
+    """One pod as the pool sees it at the snapshot's ``now``."""
 
-    granted: int = 0
-    queued: int = 0
-    rejected: int = 0
-    expired: int = 0
-    cancelled: int = 0
-    requeued: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-    gave_up: dict[str, int] = field(default_factory=dict)
-    ejections: dict[str, int] = field(default_factory=dict)
+    id: str
+    url: str
+    ready: bool
+    terminating: bool
+    removed: bool  # deleted by discovery, lingering until its slots come back
+    budget: int
+    budget_ceiling: int
+    in_flight: int
+    in_flight_audio_seconds: float
+    ejected: bool
+    breaker: str  # BreakerState
+    ejection_reason: str
+    ejected_for_s: float  # cool-down left
+    ejections: int
+    consecutive_failures: int
+    reported_slots: int | None
+    held_by_others: int
+    accepting: bool  # takes a new request now
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """The pool at ``now``, for ``/stats`` (``stats.pool_stats``) and ``/metrics``."""
+
+    model: str
+    pods: tuple[PodSnapshot, ...]
+    queue_depth: int
+    queue_by_priority: Mapping[str, int]  # realtime, interactive, batch
+    in_flight: int
+    capacity: int  # slots of the pods that could take work, busy or not
+    # The load integrals (see the module docstring).
+    busy_slot_seconds: float
+    queued_seconds: float
 
 
 class Pool:
@@ -259,6 +289,7 @@ class Pool:
         policy: PoolPolicy,
         scheduler: Scheduler | None = None,
         rng: Rng | None = None,
+        account: PoolAccount | None = None,
     ) -> None:
         self.model = model
         self.policy = policy
@@ -276,7 +307,7 @@ class Pool:
         self._busy_slot_s = 0.0
         self._queued_s = 0.0
         self._hold_time = HoldTime(mean_s=policy.initial_hold_s)
-        self.counters = _Counters()
+        self.account = account if account is not None else PoolAccount()
 
     # --- pod membership -------------------------------------------------------------
 
@@ -352,14 +383,12 @@ class Pool:
                 self._requests[ticket] = record
                 return Granted(self._grant(pod, ticket, now))
         if self._queue.full:
-            self.counters.rejected += 1
             if self._capacity(now) == 0:
                 return Rejected(ErrorCode.SERVICE_UNAVAILABLE, None)
             return Rejected(ErrorCode.QUEUE_FULL, self.retry_after(now))
         ticket = self._new_ticket()
         self._requests[ticket] = record
         self._queue.push(Waiter(ticket, request, enqueued_at=now, deadline=now + wait_s))
-        self.counters.queued += 1
         return Queued(ticket)
 
     def release(self, slot: Slot, outcome: OutcomeKind | Outcome, now: float) -> list[Granted]:
@@ -392,6 +421,8 @@ class Pool:
         record = self._requests.get(slot.ticket)
         if held is None or held.slot != slot or record is None:
             raise ValueError(f"slot {slot} is not held")
+        if outcome.kind is OutcomeKind.OOM:
+            self.account.oom(slot.pod_id)
         verdict = self._learn(held, outcome, now)
         record.attempts += 1
         if verdict is PodVerdict.FAULT:
@@ -408,23 +439,22 @@ class Pool:
         )
         if isinstance(decision, GiveUp):
             del self._requests[slot.ticket]
-            reason = decision.reason.value
-            self.counters.gave_up[reason] = self.counters.gave_up.get(reason, 0) + 1
+            self.account.gave_up(decision.reason.value)
             return decision, self._dispatch(now)
         assert isinstance(decision, Requeue)
-        self.counters.requeued += 1
+        failed_over = verdict is PodVerdict.FAULT
+        self.account.retried(outcome.kind.value, "failover" if failed_over else "requeue")
         request = Request(record.audio_seconds, record.priority, record.exclude | decision.exclude)
         self._queue.push(
             Waiter(slot.ticket, request, enqueued_at=now, deadline=decision.deadline),
             admitted=True,
         )
-        return Again(slot.ticket, verdict is PodVerdict.FAULT), self._dispatch(now)
+        return Again(slot.ticket, failed_over), self._dispatch(now)
 
     def cancel(self, ticket: int, now: float | None = None) -> list[Granted]:
         """A waiting ticket's client went away. No-op if unknown or already granted."""
         now = self._tick(now)
         if self._queue.remove(ticket) is not None:
-            self.counters.cancelled += 1
             self._requests.pop(ticket, None)
         return self._dispatch(now)
 
@@ -444,7 +474,6 @@ class Pool:
         for w in waiters:
             record = self._requests.pop(w.ticket, None)
             expired.append(Expired(w.ticket, code, record.attempts if record else 0))
-        self.counters.expired += len(expired)
         return expired
 
     def poll(self, now: float) -> list[Granted]:
@@ -496,58 +525,44 @@ class Pool:
         """The pods, removed-but-draining ones included (read only)."""
         return self._store.list()
 
-    def snapshot(self, now: float | None = None) -> dict[str, Any]:
-        """Plain data for /status and metrics."""
+    def snapshot(self, now: float | None = None) -> PoolSnapshot:
+        """The pool as of ``now``, for ``/stats`` and metrics."""
         now = self._tick(now)
-        pods = [
-            {
-                "id": p.id,
-                "url": p.url,
-                "ready": p.ready,
-                "terminating": p.terminating,
-                "removed": p.removed,
-                "budget": p.budget.capacity,
-                "budget_ceiling": p.budget.policy.ceiling,
-                "in_flight": p.in_flight,
-                "in_flight_audio_seconds": p.in_flight_audio_seconds,
-                "ejected": p.breaker.ejected,
-                "breaker": p.breaker.state.value,
-                "ejection_reason": p.breaker.reason if p.breaker.ejected else "",
-                "ejected_for_s": max(0.0, p.breaker.open_until - now) if p.breaker.ejected else 0.0,
-                "ejections": p.breaker.ejections,
-                "consecutive_failures": p.breaker.failures,
-                "reported_slots": p.reported_slots,
-                "held_by_others": p.others_at(now),
-                "accepting": p.takes_work(now),
-            }
+        pods = tuple(
+            PodSnapshot(
+                id=p.id,
+                url=p.url,
+                ready=p.ready,
+                terminating=p.terminating,
+                removed=p.removed,
+                budget=p.budget.capacity,
+                budget_ceiling=p.budget.policy.ceiling,
+                in_flight=p.in_flight,
+                in_flight_audio_seconds=p.in_flight_audio_seconds,
+                ejected=p.breaker.ejected,
+                breaker=p.breaker.state.value,
+                ejection_reason=p.breaker.reason if p.breaker.ejected else "",
+                ejected_for_s=max(0.0, p.breaker.open_until - now) if p.breaker.ejected else 0.0,
+                ejections=p.breaker.ejections,
+                consecutive_failures=p.breaker.failures,
+                reported_slots=p.reported_slots,
+                held_by_others=p.others_at(now),
+                accepting=p.takes_work(now),
+            )
             for p in self._store
-        ]
-        return {
-            "model": self.model,
-            "pods": pods,
-            "queue_depth": len(self._queue),
-            "queue_by_priority": {
+        )
+        return PoolSnapshot(
+            model=self.model,
+            pods=pods,
+            queue_depth=len(self._queue),
+            queue_by_priority={
                 p.name.lower(): n for p, n in self._queue.depth_by_priority().items()
             },
-            "in_flight": len(self._held),
-            "in_flight_audio_seconds": sum(p.in_flight_audio_seconds for p in self._store),
-            "capacity": self._capacity(now),
-            "free_slots": sum(p.room(now) for p in self._takers(now)),
-            "mean_hold_s": self._hold_time.mean_s,
-            "busy_slot_seconds": self._busy_slot_s,
-            "queued_seconds": self._queued_s,
-            "totals": {
-                "granted": self.counters.granted,
-                "queued": self.counters.queued,
-                "rejected": self.counters.rejected,
-                "expired": self.counters.expired,
-                "cancelled": self.counters.cancelled,
-                "requeued": self.counters.requeued,
-                "outcomes": dict(self.counters.outcomes),
-                "gave_up": dict(self.counters.gave_up),
-                "ejections": dict(self.counters.ejections),
-            },
-        }
+            in_flight=len(self._held),
+            capacity=self._capacity(now),
+            busy_slot_seconds=self._busy_slot_s,
+            queued_seconds=self._queued_s,
+        )
 
     # --- internals ------------------------------------------------------------------
 
@@ -592,7 +607,6 @@ class Pool:
         pod.acquire(record.audio_seconds)
         pod.breaker.on_grant(ticket, now)
         self._held[ticket] = _Held(slot, now, pod.budget.epoch, at_floor)
-        self.counters.granted += 1
         return slot
 
     def _learn(self, held: _Held, outcome: Outcome, now: float) -> PodVerdict:
@@ -600,7 +614,6 @@ class Pool:
         slot = held.slot
         del self._held[slot.ticket]
         kind = outcome.kind
-        self.counters.outcomes[kind.value] = self.counters.outcomes.get(kind.value, 0) + 1
         verdict = pod_verdict(outcome, budget_at_floor=held.at_floor)
         pod = self._store.get(slot.pod_id)
         if pod is not None:
@@ -615,7 +628,7 @@ class Pool:
                 pod
             ):
                 pod.breaker.eject(now, kind.value)
-                self.counters.ejections[kind.value] = self.counters.ejections.get(kind.value, 0) + 1
+                self.account.ejected(kind.value)
             self._store.forget_if_drained(pod.id)
         if kind is not OutcomeKind.CANCELLED:
             self._hold_time.observe(now - held.granted_at)
