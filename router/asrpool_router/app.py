@@ -50,7 +50,7 @@ from .kube_api import KubeApi, load_kube_config
 from .kube_discovery import KubeDiscovery
 from .live import LiveView, stats_body
 from .logic.audio_estimate import estimate_audio_seconds
-from .logic.pool import Pool, PoolPolicy
+from .logic.pool import PoolPolicy
 from .logic.request import Priority
 from .logic.result_cache import CachedAnswer, directive, request_key
 from .logic.session_slots import SessionSlots
@@ -151,9 +151,9 @@ class RouterState:
         self.live = LiveView(self.pools, self.accounting, self.sessions)
 
     def new_runner(self, model: str, policy: PoolPolicy) -> PoolRunner:
-        """A new pool's runner: the only holder of its ``Pool``."""
-        pool = Pool(model, policy, rng=self.rng, account=self.accounting.account(model))
-        return PoolRunner(pool, self.accounting, self.transport, self.timeouts)
+        return PoolRunner(
+            model, policy, self.accounting, self.transport, self.timeouts, rng=self.rng
+        )
 
 
 def create_app(settings: RouterSettings, registry: CollectorRegistry | None = None) -> FastAPI:

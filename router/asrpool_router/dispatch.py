@@ -44,6 +44,7 @@ from .logic.pool import (
     Slot,
 )
 from .logic.request import Priority
+from .logic.rng import Rng
 from .logic.stats import PoolStats, pool_stats
 from .metrics import Accounting
 from .transport import Answer, BufferedUpload, PodTransport
@@ -72,17 +73,24 @@ class Timeouts:
 
 
 class PoolRunner:
-    """One model's pool, its waiters and its timers, on one event loop."""
+    """One model's pool, its waiters and its timers, on one event loop.
+
+    The runner makes its ``Pool`` and is the only one to hold it; the pool counts into the
+    model's account in ``accounting``.
+    """
 
     def __init__(
         self,
-        pool: Pool,
+        model: str,
+        policy: PoolPolicy,
         accounting: Accounting,
         transport: PodTransport,
         timeouts: Timeouts,
+        *,
+        rng: Rng | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._pool = pool
+        self._pool = Pool(model, policy, rng=rng, account=accounting.account(model))
         self.accounting = accounting
         self.transport = transport
         self.timeouts = timeouts

@@ -126,7 +126,7 @@ def test_auth_on_without_keys_is_a_configuration_error():
 
 def _runner(model: str, policy: PoolPolicy) -> PoolRunner:
     return PoolRunner(
-        Pool(model, policy), Accounting(CollectorRegistry()), PodTransport(), Timeouts(30, 300)
+        model, policy, Accounting(CollectorRegistry()), PodTransport(), Timeouts(30, 300)
     )
 
 
