@@ -104,7 +104,7 @@ class Accounting(Collector):
         )
         retries = CounterMetricFamily(
             "asrpool_router_retries",
-            "Attempts retried, by the failed attempt's reason and how (failover or backoff).",
+            "Attempts retried, by the failed attempt's reason and how (failover or requeue).",
             labels=["pool", "reason", "how"],
         )
         oom = CounterMetricFamily(
