@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from asrpool_contract import transcript_stream as stream_events
 from asrpool_contract.wire import AsrpoolError, ErrorCode
@@ -84,7 +84,13 @@ def test_an_oom_fails_over_to_the_other_pod_and_is_counted_once() -> None:
         assert held(runner) == (0, 0)
         stats = runner.stats()
         assert (stats.oom_errors, stats.retries) == (1, {"oom": 1})
-        assert runner.accounting.ooms_by_pod() == {MODEL: {first.removeprefix("http://"): 1}}
+        pod = first.removeprefix("http://")
+        assert runner.accounting.ooms_by_pod() == {MODEL: {pod: 1}}
+        # /metrics reads the same account.
+        page = generate_latest(runner.accounting.registry).decode()
+        assert f'asrpool_router_oom_total{{pod="{pod}",pool="{MODEL}"}} 1.0' in page
+        failover = f'{{how="failover",pool="{MODEL}",reason="oom"}} 1.0'
+        assert f"asrpool_router_retries_total{failover}" in page
 
     run(test())
 
