@@ -3,7 +3,7 @@
 ``create_app(settings)`` wires the parts (pools, discovery, HTTP client to the
 pods, metrics registry, auth) and nothing else holds state. A request's trip:
 auth → read the upload once (spooled to disk when large) → pick the pool by
-``model`` → ``dispatch.forward`` (slot, attempt, retry) → relay the pod's answer.
+``model`` → ``PoolRunner.forward`` (slot, attempt, retry) → relay the pod's answer.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,7 +47,7 @@ from asrpool_contract.wire import (
 from .auth import ApiKeyAuth, bearer_token
 from .cache import AnswerCache, MemoryCache, RedisCache, audio_digest
 from .discovery import StaticDiscovery
-from .dispatch import Job, PoolRunner, Timeouts, forward, forward_stream
+from .dispatch import Job, PoolRunner, Timeouts
 from .kube_discovery import KubeDiscovery
 from .live import LiveView, stats_body
 from .logic.audio_estimate import estimate_audio_seconds
@@ -56,7 +57,7 @@ from .logic.result_cache import CachedAnswer, directive, request_key
 from .logic.session_slots import SessionSlots
 from .logic.shards import ShardPolicy
 from .logic.upload_budget import SpoolBudget
-from .metrics import RouterMetrics
+from .metrics import Accounting
 from .pools import PoolRegistry
 from .realtime import RealtimeSession, SessionLimits
 from .settings import RouterSettings
@@ -122,18 +123,18 @@ def policy_from(settings: RouterSettings) -> PoolPolicy:
 class RouterState:
     def __init__(self, settings: RouterSettings, registry: CollectorRegistry) -> None:
         self.settings = settings
-        self.metrics = RouterMetrics(registry)
+        self.accounting = Accounting(registry)
         self.rng = random.Random()
-        self.pools = PoolRegistry(
-            lambda model: policy_from(settings),
-            self.metrics,
-            self.rng,
-            fixed_aliases=dict(settings.aliases),
-        )
-        self.metrics.watch_pools(lambda: [r.pool_snapshot() for r in self.pools.runners()])
         # Pods get many concurrent requests; connections to them are kept alive and reused.
         # Workers serve routers only: the worker token goes with every call to a pod.
         self.transport = PodTransport(headers=worker_headers(settings.worker_token))
+        self.timeouts = Timeouts(settings.attempt_timeout_base_s, settings.request_timeout_s)
+        self.pools = PoolRegistry(
+            lambda model: policy_from(settings),
+            self.new_runner,
+            fixed_aliases=dict(settings.aliases),
+        )
+        self.accounting.watch_pools(lambda: [r.snapshot() for r in self.pools.runners()])
         self.discovery: StaticDiscovery | KubeDiscovery
         if settings.kubernetes:
             self.discovery = KubeDiscovery(self.pools, settings.namespace)
@@ -141,10 +142,9 @@ class RouterState:
             self.discovery = StaticDiscovery(
                 settings.backends, self.pools, self.transport, settings.health_interval_s
             )
-        self.timeouts = Timeouts(settings.attempt_timeout_base_s, settings.request_timeout_s)
         self.session_limits = SessionLimits(idle_timeout_s=settings.session_idle_timeout_s)
         self.sessions = SessionSlots(settings.max_sessions, settings.max_sessions_per_key)
-        self.metrics.sessions_open.set_function(lambda: self.sessions.open_total)
+        self.accounting.sessions_open.set_function(lambda: self.sessions.open_total)
         self.spool = SpoolBudget(int(settings.max_spooled_mb * 2**20))
         self.shard_policy = ShardPolicy(min_audio_s=max(settings.shard_min_s, 30.0))
         self.cache: AnswerCache | None = None
@@ -153,7 +153,12 @@ class RouterState:
             self.cache = RedisCache(settings.cache_redis, settings.cache_ttl_s, max_answer)
         elif settings.cache_mb > 0:
             self.cache = MemoryCache(int(settings.cache_mb * 2**20))
-        self.live = LiveView(self.pools, self.metrics, self.sessions)
+        self.live = LiveView(self.pools, self.accounting, self.sessions)
+
+    def new_runner(self, model: str, policy: PoolPolicy) -> PoolRunner:
+        return PoolRunner(
+            model, policy, self.accounting, self.transport, self.timeouts, rng=self.rng
+        )
 
 
 def create_app(settings: RouterSettings, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -201,7 +206,7 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
         **text_route(CONTENT_TYPE_LATEST.split(";")[0], "Prometheus metrics (text format)."),
     )
     async def metrics() -> Response:
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(state.accounting.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models", dependencies=api)
     async def models() -> ModelList:
@@ -217,7 +222,7 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
 
     @app.get("/stats", dependencies=api)
     async def stats() -> dict[str, Any]:
-        return stats_body(state.pools.runners())
+        return asdict(stats_body(state.pools.runners()))
 
     @app.get("/stats/live", dependencies=api)
     async def stats_live() -> dict[str, Any]:
@@ -226,7 +231,8 @@ def create_app(settings: RouterSettings, registry: CollectorRegistry | None = No
 
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:
-        await RealtimeSession(websocket, state, state.session_limits).run(auth)
+        session = RealtimeSession(websocket, state.pools, state.sessions, state.session_limits)
+        await session.run(auth)
 
     @app.get("/", include_in_schema=False)
     async def recorder_page() -> FileResponse:
@@ -284,7 +290,7 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
     try:
         job, model = await _read_job(request, state, path)
     except AsrpoolError as exc:  # refused before it had a pool: too large, not a form…
-        state.metrics.requests.labels("unknown", exc.code.value).inc()
+        state.accounting.finished(None, exc.code.value)
         raise
     done = _Finish(request, state, job)
     streaming = False  # once the stream's response exists, it ends the request
@@ -309,11 +315,9 @@ async def _relay(request: Request, state: RouterState, path: str) -> Response:
             if samples is None:
                 samples = await _decoded(job, request)
             if samples is not None:
-                answer = await forward_sharded(
-                    runner, job, samples, state.transport, state.timeouts, state.shard_policy
-                )
+                answer = await forward_sharded(runner, job, samples, state.shard_policy)
         if answer is None:
-            answer = await forward(runner, job, state.transport, state.timeouts)
+            answer = await runner.forward(job)
         done.ok = True
         if cached is not None and state.cache is not None and answer.status == 200:
             await state.cache.put(cached, CachedAnswer(answer.content_type, answer.content))
@@ -351,7 +355,7 @@ async def _cache_lookup(
         audio_digest=await audio_digest(job.upload.file),
     )
     hit = await state.cache.get(key) if allowed.read else None
-    state.metrics.cache.labels(pool, "hit" if hit else "miss").inc()
+    state.accounting.account(pool).looked_up(hit=hit is not None)
     if hit is None:
         return key
     return Response(hit.content, media_type=hit.content_type, headers={CACHE_HEADER: "hit"})
@@ -422,7 +426,7 @@ async def _decoded(job: Job, request: Request) -> np.ndarray | None:
 
 class _Finish:
     """Ends one request once, however it ends: its upload closed (and out of the spool
-    budget), its counts and its metric kept."""
+    budget), how it ended counted (``Accounting.finished``)."""
 
     def __init__(self, request: Request, state: RouterState, job: Job) -> None:
         self.request, self.state, self.job = request, state, job
@@ -437,11 +441,8 @@ class _Finish:
     def _finish(self) -> None:
         self.job.upload.file.close()  # the spooled copy of the upload
         self.request.state.upload_hold.release()
-        if self.pool is not None:
-            self.pool.stats.finished(ok=self.ok)
         code = "ok" if self.ok else ("cancelled" if self.code == "ok" else self.code)
-        label = self.pool.model if self.pool is not None else "unknown"
-        self.state.metrics.requests.labels(label, code).inc()
+        self.state.accounting.finished(None if self.pool is None else self.pool.model, code)
 
 
 async def _relay_stream(
@@ -449,7 +450,7 @@ async def _relay_stream(
 ) -> Response:
     """stream=true. Until the first event the request can still fail as a plain HTTP error
     (every pod refused it, the queue is full); after it, failures are ``error`` events."""
-    events = forward_stream(runner, job, state.transport, state.timeouts)
+    events = runner.forward_stream(job)
     try:
         first = await anext(events)
     except BaseException:

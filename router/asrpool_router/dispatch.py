@@ -1,10 +1,12 @@
 """Carry one client request to a pod: wait for a slot, send, classify, retry elsewhere.
 
-The asyncio shell around ``logic.pool.Pool``. ``PoolRunner`` turns the pool's
-tickets into futures (a queued request awaits its grant; a timer expires the
-queue) and guarantees that every slot granted is released exactly once, on
-every path: success, error, timeout, cancellation, client disconnect. The
-decisions (which pod, retry or not, how long to back off) are the pool's.
+The asyncio shell around ``logic.pool.Pool``, and the only door into one: the app, the
+sharder and live sessions call ``PoolRunner.forward`` / ``forward_stream``; discovery calls
+``upsert_pod``, ``remove_pod``, ``reconfigure``, each of which hands the room it makes to
+waiters itself. The runner turns the pool's tickets into futures (a queued request awaits
+its grant; a timer expires the queue) and releases every slot granted exactly once, on
+every path: success, error, timeout, cancellation, client disconnect. The decisions (which
+pod, retry or give up) are the pool's.
 """
 
 from __future__ import annotations
@@ -36,189 +38,18 @@ from .logic.pool import (
     Granted,
     Pool,
     PoolPolicy,
+    PoolSnapshot,
     Queued,
     Rejected,
     Slot,
 )
 from .logic.request import Priority
-from .logic.stats import RequestStats
-from .metrics import RouterMetrics
+from .logic.rng import Rng
+from .logic.stats import PoolStats, pool_stats
+from .metrics import Accounting
 from .transport import Answer, BufferedUpload, PodTransport
 
 log = logging.getLogger(__name__)
-
-
-class PoolRunner:
-    """One model's pool, its waiters and its timers, on one event loop."""
-
-    def __init__(
-        self, pool: Pool, metrics: RouterMetrics, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.pool = pool
-        self.metrics = metrics
-        self.stats = RequestStats()
-        # Live sessions' chunking for this pool (ASRPool spec.realtime); None: the defaults.
-        self.chunking: ChunkingPolicy | None = None
-        self.clock = clock
-        self._waiters: dict[int, asyncio.Future[Slot]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-
-    @property
-    def model(self) -> str:
-        return self.pool.model
-
-    # --- slots ----------------------------------------------------------------------
-
-    async def acquire(self, audio_seconds: float, priority: Priority) -> Slot:
-        """A slot for a new request: at once, after waiting, or ``AsrpoolError``."""
-        queued_at = self.clock()
-        answer = self.pool.submit(audio_seconds=audio_seconds, priority=priority, now=queued_at)
-        if isinstance(answer, Granted):
-            self.metrics.queue_wait.labels(self.model).observe(0.0)
-            return answer.slot
-        if isinstance(answer, Rejected):
-            raise AsrpoolError(answer.code, retry_after_s=answer.retry_after_s)
-        assert isinstance(answer, Queued)
-        future = self._wait_for(answer.ticket)
-        self._arm_timer()
-        slot = await self._granted(answer.ticket, future)
-        self.metrics.queue_wait.labels(self.model).observe(self.clock() - queued_at)
-        return slot
-
-    async def retry(self, slot: Slot, outcome: Outcome) -> Slot | GiveUp:
-        """After a failed attempt: the request's next slot, or why it gives up."""
-        verdict, grants = self.pool.retry(slot, outcome, self.clock())
-        if isinstance(verdict, GiveUp):
-            self._deliver(grants)
-            return verdict
-        assert isinstance(verdict, Again)
-        how = "failover" if verdict.failed_over else "requeue"
-        self.metrics.retries.labels(self.model, outcome.kind.value, how).inc()
-        self.stats.retried(outcome.kind.value)
-        # Registered before the grants go out: the request's own grant may be among them.
-        future = self._wait_for(verdict.ticket)
-        self._deliver(grants)
-        return await self._granted(verdict.ticket, future)
-
-    def release(self, slot: Slot, outcome: Outcome | OutcomeKind) -> None:
-        self._deliver(self.pool.release(slot, outcome, self.clock()))
-
-    # --- pods (discovery and health checks): each change hands its new room to waiters ---
-
-    def upsert_pod(
-        self,
-        pod_id: str,
-        url: str,
-        *,
-        ready: bool = True,
-        terminating: bool = False,
-        load: PodLoad | None = None,
-    ) -> None:
-        grants = self.pool.upsert_pod(
-            pod_id, url, ready=ready, terminating=terminating, now=self.clock(), load=load
-        )
-        self._deliver(grants)
-
-    def remove_pod(self, pod_id: str) -> None:
-        self.pool.remove_pod(pod_id)
-        self._arm_timer()
-
-    def reconfigure(self, policy: PoolPolicy) -> None:
-        self._deliver(self.pool.reconfigure(policy, self.clock()))
-
-    @property
-    def policy(self) -> PoolPolicy:
-        return self.pool.policy
-
-    def pods(self) -> list[PodState]:
-        """The pods, removed-but-draining ones included (read only)."""
-        return self.pool.pods()
-
-    def _wait_for(self, ticket: int) -> asyncio.Future[Slot]:
-        future: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
-        self._waiters[ticket] = future
-        return future
-
-    async def _granted(self, ticket: int, future: asyncio.Future[Slot]) -> Slot:
-        try:
-            return await future
-        except asyncio.CancelledError:
-            self._waiters.pop(ticket, None)
-            self._deliver(self.pool.cancel(ticket))
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self.release(future.result(), OutcomeKind.CANCELLED)  # granted as we left
-            raise
-
-    def _deliver(self, grants: list[Granted]) -> None:
-        for grant in grants:
-            future = self._waiters.pop(grant.slot.ticket, None)
-            if future is None or future.done():
-                # Nobody waits for it any more: give it straight back.
-                self.release(grant.slot, OutcomeKind.CANCELLED)
-            else:
-                future.set_result(grant.slot)
-        self._arm_timer()
-
-    def _arm_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        wake = self.pool.next_wakeup()
-        if wake is None:
-            return
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, wake - self.clock())
-        self._timer = loop.call_later(delay + 0.001, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        now = self.clock()
-        for expired in self.pool.expire(now):
-            future = self._waiters.pop(expired.ticket, None)
-            if future is not None and not future.done():
-                future.set_exception(AsrpoolError(expired.code))
-        self._deliver(self.pool.poll(now))
-
-    # --- visibility -----------------------------------------------------------------
-
-    def pool_snapshot(self) -> dict[str, Any]:
-        """The pool's own snapshot as of now (metrics read its load integrals up to now)."""
-        return self.pool.snapshot(self.clock())
-
-    def snapshot(self) -> dict[str, object]:
-        snap = self.pool.snapshot(self.clock())
-        # The slots of the pods in rotation, busy or not ("accepting" would drop a pod whose
-        # slots are all in use, so a pool at full load would show 0).
-        return {
-            **self.stats.view(max_concurrent=snap["capacity"], active_tasks=snap["in_flight"]),
-            "model": self.model,
-            "queue_depth": snap["queue_depth"],
-            "queue_by_priority": snap["queue_by_priority"],
-            "ejections": sum(p["ejections"] for p in snap["pods"]),
-            "gave_up": snap["totals"]["gave_up"],
-            "pods": [
-                {
-                    "id": p["id"],
-                    "url": p["url"],
-                    "ready": p["ready"],
-                    "budget": p["budget"],
-                    "max_budget": p["budget_ceiling"],
-                    "in_flight": p["in_flight"],
-                    "in_flight_audio_seconds": round(p["in_flight_audio_seconds"], 1),
-                    "ejected": p["ejected"],
-                    "ejection_reason": p["ejection_reason"],
-                    "ejected_for_s": round(p["ejected_for_s"], 1),
-                    "ejections": p["ejections"],
-                    "consecutive_failures": p["consecutive_failures"],
-                    "terminating": p["terminating"],
-                    # What the pod says of itself, for a fleet of routers: its slots (None
-                    # until it reports) and how many of them other routers hold now.
-                    "reported_slots": p["reported_slots"],
-                    "held_by_others": p["held_by_others"],
-                }
-                for p in snap["pods"]
-            ],
-        }
 
 
 @dataclass
@@ -241,161 +72,302 @@ class Timeouts:
     attempt_cap_s: float
 
 
-async def forward(
-    runner: PoolRunner, job: Job, transport: PodTransport, timeouts: Timeouts
-) -> Answer:
-    """The pod's successful answer, or ``AsrpoolError`` with the code the user should see.
+class PoolRunner:
+    """One model's pool, its waiters and its timers, on one event loop.
 
-    The slot held is released exactly once on every path: by ``release`` after a success,
-    by ``retry`` after a failure, as cancelled when the client goes away mid-attempt.
+    The runner makes its ``Pool`` and is the only one to hold it; the pool counts into the
+    model's account in ``accounting``.
     """
-    started = runner.clock()
-    slot = await runner.acquire(job.audio_seconds, job.priority)
-    while True:
-        try:
-            # Never past the request's deadline, however long the audio.
-            timeout = min(
-                attempt_timeout_s(
-                    job.audio_seconds, base_s=timeouts.attempt_base_s, cap_s=timeouts.attempt_cap_s
-                ),
-                max(1.0, slot.deadline - runner.clock()),
+
+    def __init__(
+        self,
+        model: str,
+        policy: PoolPolicy,
+        accounting: Accounting,
+        transport: PodTransport,
+        timeouts: Timeouts,
+        *,
+        rng: Rng | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._pool = Pool(model, policy, rng=rng, account=accounting.account(model))
+        self.accounting = accounting
+        self.transport = transport
+        self.timeouts = timeouts
+        # Live sessions' chunking for this pool (ASRPool spec.realtime); None: the defaults.
+        self.chunking: ChunkingPolicy | None = None
+        self.clock = clock
+        self._waiters: dict[int, asyncio.Future[Slot]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def model(self) -> str:
+        return self._pool.model
+
+    # --- requests -------------------------------------------------------------------
+
+    async def forward(self, job: Job) -> Answer:
+        """The pod's successful answer, or ``AsrpoolError`` with the code the user should see.
+
+        The slot held is released exactly once on every path: by ``release`` after a success,
+        by ``retry`` after a failure, as cancelled when the client goes away mid-attempt.
+        """
+        started = self.clock()
+        slot = await self._acquire(job.audio_seconds, job.priority)
+        while True:
+            try:
+                timeout = self._attempt_timeout(job, slot)
+                answer = await self.transport.send(slot.url, job.path, job.upload, timeout)
+                outcome = classify(answer.result, job.response_format)
+            except BaseException:
+                self._release(slot, OutcomeKind.CANCELLED)
+                raise
+            if outcome.kind is OutcomeKind.OK:
+                self._release(slot, outcome)
+                self.accounting.answered(self.model, self.clock() - started)
+                return answer
+            log.info(
+                "attempt %d of a request to %s failed on %s: %s",
+                slot.attempt,
+                self.model,
+                slot.pod_id,
+                outcome.kind.value,
             )
-            answer = await transport.send(slot.url, job.path, job.upload, timeout)
+            next_slot = await self._retry(slot, outcome)
+            if isinstance(next_slot, GiveUp):
+                if next_slot.reason is not GiveUpReason.PERMANENT:
+                    log.warning(
+                        "giving up on a request to %s after %d attempt(s) on %d pod(s): %s (%s)",
+                        self.model,
+                        next_slot.attempts,
+                        next_slot.pods_failed,
+                        next_slot.reason.value,
+                        next_slot.code.value,
+                    )
+                raise _final_error(next_slot, outcome, answer)
+            slot = next_slot
+
+    async def forward_stream(self, job: Job) -> AsyncGenerator[dict[str, Any], None]:
+        """The client's events of a streamed transcription; ``AsrpoolError`` if it cannot go on.
+
+        Before the first delta a failed attempt is retried as ``forward`` retries. After it,
+        a pod lost mid-stream (killed, reset, hung, an error event) is replaced: the request
+        goes on at another pod from where the last delta the client got ended (the worker's
+        ``asrpool_end`` mark, sent back as ``asrpool_offset``), so the client sees neither an
+        error nor a repeated word. The ``done`` event is ours: the deltas' text, the whole
+        audio's usage, every logprob.
+        """
+        slot = await self._acquire(job.audio_seconds, job.priority)
+        texts: list[str] = []
+        logprobs: list[Logprob] = []
+        output_tokens = 0
+        offset = 0.0
+        while True:
+            upload = job.upload
+            if offset > 0:
+                upload = replace(upload, fields=[*upload.fields, (OFFSET_FIELD, f"{offset:.3f}")])
+            timeout = self._attempt_timeout(job, slot)
+            answer: Answer | None = None
+            done: dict[str, Any] | None = None
+            events = self.transport.stream(slot.url, job.path, upload)
+            deadline = self.clock() + timeout
+            try:
+                async with contextlib.aclosing(events):
+                    while True:
+                        # The deadline bounds each wait for the pod, never our own yields: a
+                        # timeout scope must not stay open while the client reads.
+                        try:
+                            async with asyncio.timeout(max(0.0, deadline - self.clock())):
+                                event = await anext(events)
+                        except StopAsyncIteration:
+                            break
+                        if isinstance(event, Answer):
+                            answer = event
+                            break
+                        kind = event.get("type")
+                        if kind == stream_events.DELTA and isinstance(event.get("delta"), str):
+                            end = _pod_number(event.get(stream_events.END_MARK), offset)
+                            marks = event.get("logprobs") or []
+                            if end is None or end < offset or not isinstance(marks, list):
+                                answer = _MALFORMED  # never relayed; resumed elsewhere from offset
+                                break
+                            texts.append(event["delta"])
+                            logprobs.extend(marks)
+                            offset = end
+                            yield stream_events.for_client(event)
+                        elif kind == stream_events.DONE:
+                            usage = event.get("usage") or {}
+                            tokens = _pod_number(
+                                usage.get("output_tokens") if isinstance(usage, dict) else None, 0
+                            )
+                            if not isinstance(usage, dict) or tokens is None:
+                                answer = _MALFORMED
+                                break
+                            done = event
+                            break
+                        elif kind == stream_events.ERROR:
+                            answer = _error_event_answer(event)
+                            break
+            except TimeoutError:
+                answer = Answer(AttemptResult(transport_error="deadline_timeout"))
+            except BaseException:
+                self._release(slot, OutcomeKind.CANCELLED)
+                raise
+            if done is not None:
+                self._release(slot, Outcome.of(OutcomeKind.OK))
+                usage = done.get("usage") or {}
+                output_tokens += int(_pod_number(usage.get("output_tokens"), 0) or 0)
+                yield stream_events.done(
+                    "".join(texts),
+                    audio_seconds=job.audio_seconds,
+                    output_tokens=output_tokens,
+                    logprobs=logprobs if "logprobs" in done else None,
+                ) | _pods_usage(usage, output_tokens)
+                return
+            if answer is None:  # the stream ended without its done event: the pod went away
+                answer = Answer(AttemptResult(transport_error="closed"))
             outcome = classify(answer.result, job.response_format)
-        except BaseException:
-            runner.release(slot, OutcomeKind.CANCELLED)
-            raise
-        if outcome.kind is OutcomeKind.OK:
-            runner.release(slot, outcome)
-            runner.metrics.latency.labels(runner.model).observe(runner.clock() - started)
-            return answer
-        runner.stats.attempt_failed(outcome.kind.value)
-        if outcome.kind is OutcomeKind.OOM:
-            runner.metrics.oom.labels(runner.model, slot.pod_id).inc()
-        log.info(
-            "attempt %d of a request to %s failed on %s: %s",
-            slot.attempt,
-            runner.model,
-            slot.pod_id,
-            outcome.kind.value,
+            if outcome.kind is OutcomeKind.OK:  # a 2xx that was no stream: not what was asked
+                outcome = Outcome.of(OutcomeKind.BAD_ANSWER, load=outcome.load)
+            log.info(
+                "streamed attempt %d to %s failed on %s after %.1fs of audio: %s",
+                slot.attempt,
+                self.model,
+                slot.pod_id,
+                offset,
+                outcome.kind.value,
+            )
+            next_slot = await self._retry(slot, outcome)
+            if isinstance(next_slot, GiveUp):
+                raise _final_error(next_slot, outcome, answer)
+            slot = next_slot
+
+    def _attempt_timeout(self, job: Job, slot: Slot) -> float:
+        """Grows with the audio, capped, and never past the request's deadline."""
+        timeouts = self.timeouts
+        by_audio = attempt_timeout_s(
+            job.audio_seconds, base_s=timeouts.attempt_base_s, cap_s=timeouts.attempt_cap_s
         )
-        next_slot = await runner.retry(slot, outcome)
-        if isinstance(next_slot, GiveUp):
-            if next_slot.reason is not GiveUpReason.PERMANENT:
-                log.warning(
-                    "giving up on a request to %s after %d attempt(s) on %d pod(s): %s (%s)",
-                    runner.model,
-                    next_slot.attempts,
-                    next_slot.pods_failed,
-                    next_slot.reason.value,
-                    next_slot.code.value,
-                )
-            raise _final_error(next_slot, outcome, answer)
-        slot = next_slot
+        return min(by_audio, max(1.0, slot.deadline - self.clock()))
 
+    # --- slots ----------------------------------------------------------------------
 
-async def forward_stream(
-    runner: PoolRunner, job: Job, transport: PodTransport, timeouts: Timeouts
-) -> AsyncGenerator[dict[str, Any], None]:
-    """The client's events of a streamed transcription; ``AsrpoolError`` if it cannot go on.
+    async def _acquire(self, audio_seconds: float, priority: Priority) -> Slot:
+        """A slot for a new request: at once, after waiting, or ``AsrpoolError``."""
+        queued_at = self.clock()
+        answer = self._pool.submit(audio_seconds=audio_seconds, priority=priority, now=queued_at)
+        if isinstance(answer, Granted):
+            self.accounting.waited(self.model, 0.0)
+            return answer.slot
+        if isinstance(answer, Rejected):
+            raise AsrpoolError(answer.code, retry_after_s=answer.retry_after_s)
+        assert isinstance(answer, Queued)
+        future = self._wait_for(answer.ticket)
+        self._arm_timer()
+        slot = await self._granted(answer.ticket, future)
+        self.accounting.waited(self.model, self.clock() - queued_at)
+        return slot
 
-    Before the first delta a failed attempt is retried as ``forward`` retries. After it,
-    a pod lost mid-stream (killed, reset, hung, an error event) is replaced: the request
-    goes on at another pod from where the last delta the client got ended (the worker's
-    ``asrpool_end`` mark, sent back as ``asrpool_offset``), so the client sees neither an
-    error nor a repeated word. The ``done`` event is ours: the deltas' text, the whole
-    audio's usage, every logprob.
-    """
-    slot = await runner.acquire(job.audio_seconds, job.priority)
-    texts: list[str] = []
-    logprobs: list[Logprob] = []
-    output_tokens = 0
-    offset = 0.0
-    while True:
-        upload = job.upload
-        if offset > 0:
-            upload = replace(upload, fields=[*upload.fields, (OFFSET_FIELD, f"{offset:.3f}")])
-        timeout = min(
-            attempt_timeout_s(
-                job.audio_seconds, base_s=timeouts.attempt_base_s, cap_s=timeouts.attempt_cap_s
-            ),
-            max(1.0, slot.deadline - runner.clock()),
+    async def _retry(self, slot: Slot, outcome: Outcome) -> Slot | GiveUp:
+        """After a failed attempt: the request's next slot, or why it gives up."""
+        verdict, grants = self._pool.retry(slot, outcome, self.clock())
+        if isinstance(verdict, GiveUp):
+            self._deliver(grants)
+            return verdict
+        assert isinstance(verdict, Again)
+        # Registered before the grants go out: the request's own grant may be among them.
+        future = self._wait_for(verdict.ticket)
+        self._deliver(grants)
+        return await self._granted(verdict.ticket, future)
+
+    def _release(self, slot: Slot, outcome: Outcome | OutcomeKind) -> None:
+        self._deliver(self._pool.release(slot, outcome, self.clock()))
+
+    # --- pods (discovery and health checks): each change hands its new room to waiters ---
+
+    def upsert_pod(
+        self,
+        pod_id: str,
+        url: str,
+        *,
+        ready: bool = True,
+        terminating: bool = False,
+        load: PodLoad | None = None,
+    ) -> None:
+        grants = self._pool.upsert_pod(
+            pod_id, url, ready=ready, terminating=terminating, now=self.clock(), load=load
         )
-        answer: Answer | None = None
-        done: dict[str, Any] | None = None
-        events = transport.stream(slot.url, job.path, upload)
-        deadline = runner.clock() + timeout
+        self._deliver(grants)
+
+    def remove_pod(self, pod_id: str) -> None:
+        self._pool.remove_pod(pod_id)
+        self._arm_timer()
+
+    def reconfigure(self, policy: PoolPolicy) -> None:
+        self._deliver(self._pool.reconfigure(policy, self.clock()))
+
+    @property
+    def policy(self) -> PoolPolicy:
+        return self._pool.policy
+
+    def pods(self) -> list[PodState]:
+        """The pods, removed-but-draining ones included (read only)."""
+        return self._pool.pods()
+
+    def _wait_for(self, ticket: int) -> asyncio.Future[Slot]:
+        future: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
+        self._waiters[ticket] = future
+        return future
+
+    async def _granted(self, ticket: int, future: asyncio.Future[Slot]) -> Slot:
         try:
-            async with contextlib.aclosing(events):
-                while True:
-                    # The deadline bounds each wait for the pod, never our own yields: a
-                    # timeout scope must not stay open while the client reads.
-                    try:
-                        async with asyncio.timeout(max(0.0, deadline - runner.clock())):
-                            event = await anext(events)
-                    except StopAsyncIteration:
-                        break
-                    if isinstance(event, Answer):
-                        answer = event
-                        break
-                    kind = event.get("type")
-                    if kind == stream_events.DELTA and isinstance(event.get("delta"), str):
-                        end = _pod_number(event.get(stream_events.END_MARK), offset)
-                        marks = event.get("logprobs") or []
-                        if end is None or end < offset or not isinstance(marks, list):
-                            answer = _MALFORMED  # never relayed; resumed elsewhere from offset
-                            break
-                        texts.append(event["delta"])
-                        logprobs.extend(marks)
-                        offset = end
-                        yield stream_events.for_client(event)
-                    elif kind == stream_events.DONE:
-                        usage = event.get("usage") or {}
-                        tokens = _pod_number(
-                            usage.get("output_tokens") if isinstance(usage, dict) else None, 0
-                        )
-                        if not isinstance(usage, dict) or tokens is None:
-                            answer = _MALFORMED
-                            break
-                        done = event
-                        break
-                    elif kind == stream_events.ERROR:
-                        answer = _error_event_answer(event)
-                        break
-        except TimeoutError:
-            answer = Answer(AttemptResult(transport_error="deadline_timeout"))
-        except BaseException:
-            runner.release(slot, OutcomeKind.CANCELLED)
+            return await future
+        except asyncio.CancelledError:
+            self._waiters.pop(ticket, None)
+            self._deliver(self._pool.cancel(ticket))
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._release(future.result(), OutcomeKind.CANCELLED)  # granted as we left
             raise
-        if done is not None:
-            runner.release(slot, Outcome.of(OutcomeKind.OK))
-            usage = done.get("usage") or {}
-            output_tokens += int(_pod_number(usage.get("output_tokens"), 0) or 0)
-            yield stream_events.done(
-                "".join(texts),
-                audio_seconds=job.audio_seconds,
-                output_tokens=output_tokens,
-                logprobs=logprobs if "logprobs" in done else None,
-            ) | _pods_usage(usage, output_tokens)
+
+    def _deliver(self, grants: list[Granted]) -> None:
+        for grant in grants:
+            future = self._waiters.pop(grant.slot.ticket, None)
+            if future is None or future.done():
+                # Nobody waits for it any more: give it straight back.
+                self._release(grant.slot, OutcomeKind.CANCELLED)
+            else:
+                future.set_result(grant.slot)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        wake = self._pool.next_wakeup()
+        if wake is None:
             return
-        if answer is None:  # the stream ended without its done event: the pod went away
-            answer = Answer(AttemptResult(transport_error="closed"))
-        outcome = classify(answer.result, job.response_format)
-        if outcome.kind is OutcomeKind.OK:  # a 2xx that was no stream: not what was asked
-            outcome = Outcome.of(OutcomeKind.BAD_ANSWER, load=outcome.load)
-        runner.stats.attempt_failed(outcome.kind.value)
-        log.info(
-            "streamed attempt %d to %s failed on %s after %.1fs of audio: %s",
-            slot.attempt,
-            runner.model,
-            slot.pod_id,
-            offset,
-            outcome.kind.value,
-        )
-        next_slot = await runner.retry(slot, outcome)
-        if isinstance(next_slot, GiveUp):
-            raise _final_error(next_slot, outcome, answer)
-        slot = next_slot
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, wake - self.clock())
+        self._timer = loop.call_later(delay + 0.001, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self.clock()
+        for expired in self._pool.expire(now):
+            future = self._waiters.pop(expired.ticket, None)
+            if future is not None and not future.done():
+                future.set_exception(AsrpoolError(expired.code))
+        self._deliver(self._pool.poll(now))
+
+    # --- visibility -----------------------------------------------------------------
+
+    def snapshot(self) -> PoolSnapshot:
+        """The pool as of now (metrics read its load integrals up to now)."""
+        return self._pool.snapshot(self.clock())
+
+    def stats(self) -> PoolStats:
+        """The pool's part of ``/stats``: its counts and its pods as of now."""
+        return pool_stats(self.snapshot(), self._pool.account)
 
 
 # A pod's event that is not what our workers send (a mark that is no number or goes back,

@@ -1,58 +1,47 @@
-"""The router's Prometheus metrics, on a registry the app is given (never the global one).
+"""The router's accounting: one sink for every count, exported on ``/metrics``.
 
-Counters and histograms are updated where things happen; pool state (queue
-depth, budgets, the load integrals) is read from the pools at scrape time by a
-collector, so it can never drift from the truth. The families the operator's
-autoscaler reads are named in ``asrpool_contract.metric_names``, the one home both sides import.
+``Accounting`` is built once by ``create_app``, on a registry it is given (never the global
+one). It holds one ``logic.stats.PoolAccount`` a pool for the router's life, which the pool
+itself writes (attempts' outcomes) and the app writes (how each request ended, answer-cache
+lookups), plus the two latency histograms the runner observes. ``/stats`` reads the same
+accounts (``PoolRunner.stats``); here a collector turns them into counters at scrape time,
+beside the pool state (queue depth, budgets, the load integrals) read from the pools'
+snapshots, so nothing is counted twice and nothing can drift. The families the operator's
+autoscaler reads are named in ``asrpool_contract.metric_names``, the one home both sides
+import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from asrpool_contract import metric_names as names
 
+from .logic.pool import PoolSnapshot
+from .logic.stats import PoolAccount
 
-class RouterMetrics:
+# Requests turned away before they had a pool (too large, not a form, an unknown model).
+NO_POOL = "unknown"
+
+
+class Accounting(Collector):
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.requests = Counter(
-            "asrpool_router_requests",
-            "Client requests by pool and final code.",
-            ["pool", "code"],
-            registry=registry,
-        )
-        self.queue_wait = Histogram(
+        self._accounts: dict[str, PoolAccount] = {}
+        self._refused = PoolAccount()
+        self._snapshots: Callable[[], Iterable[PoolSnapshot]] = list
+        self._queue_wait = Histogram(
             "asrpool_router_queue_wait_seconds",
             "Time a request waited for a slot.",
             ["pool"],
             registry=registry,
             buckets=(0, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
         )
-        self.retries = Counter(
-            "asrpool_router_retries",
-            "Attempts retried, by the failed attempt's reason and how (failover or backoff).",
-            ["pool", "reason", "how"],
-            registry=registry,
-        )
-        self.oom = Counter(
-            "asrpool_router_oom",
-            "Out-of-memory answers from pods.",
-            ["pool", "pod"],
-            registry=registry,
-        )
-        self.cache = Counter(
-            "asrpool_router_cache",
-            "Answers looked up in the cache of identical requests, by hit or miss.",
-            ["pool", "result"],
-            registry=registry,
-        )
-        self.latency = Histogram(
+        self._latency = Histogram(
             "asrpool_router_request_seconds",
             "End-to-end latency of successful requests.",
             ["pool"],
@@ -65,11 +54,30 @@ class RouterMetrics:
             "Live transcription sessions (WebSockets) open now.",
             registry=registry,
         )
+        registry.register(self)
+
+    def account(self, model: str) -> PoolAccount:
+        """The pool's account: the same one for the router's life (a pool made again after
+        its ASRPool came back keeps counting, as its Prometheus counters would)."""
+        return self._accounts.setdefault(model, PoolAccount())
+
+    def finished(self, model: str | None, code: str) -> None:
+        """A client request ended: "ok", "cancelled" or the error code it was answered with;
+        ``model`` None when it was refused before it had a pool."""
+        (self._refused if model is None else self.account(model)).finished(code)
+
+    def waited(self, model: str, seconds: float) -> None:
+        """A request got its first slot after ``seconds`` in the queue (0: at once)."""
+        self._queue_wait.labels(model).observe(seconds)
+
+    def answered(self, model: str, seconds: float) -> None:
+        """A pod answered a request ``seconds`` after it asked for a slot."""
+        self._latency.labels(model).observe(seconds)
 
     def latency_buckets(self) -> dict[str, tuple[tuple[float, float], ...]]:
         """Each pool's cumulative latency histogram, (upper bound, count) pairs in order."""
         out: dict[str, list[tuple[float, float]]] = {}
-        for family in self.latency.collect():
+        for family in self._latency.collect():
             for s in family.samples:
                 if s.name.endswith("_bucket"):
                     out.setdefault(s.labels["pool"], []).append((float(s.labels["le"]), s.value))
@@ -77,22 +85,61 @@ class RouterMetrics:
 
     def ooms_by_pod(self) -> dict[str, dict[str, int]]:
         """OOM answers counted so far, pool → pod → count."""
-        out: dict[str, dict[str, int]] = {}
-        for family in self.oom.collect():
-            for s in family.samples:
-                if s.name.endswith("_total"):
-                    out.setdefault(s.labels["pool"], {})[s.labels["pod"]] = int(s.value)
-        return out
+        return {model: dict(a.ooms) for model, a in self._accounts.items() if a.ooms}
 
-    def watch_pools(self, snapshots: Callable[[], Iterable[dict[str, Any]]]) -> None:
-        self.registry.register(_PoolCollector(snapshots))
-
-
-class _PoolCollector(Collector):
-    def __init__(self, snapshots: Callable[[], Iterable[dict[str, Any]]]) -> None:
+    def watch_pools(self, snapshots: Callable[[], Iterable[PoolSnapshot]]) -> None:
+        """Where the pools' state is read at scrape time (create_app sets it)."""
         self._snapshots = snapshots
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """What a scrape reads: the accounts as counters, the pools' state as of now."""
+        yield from self._counts()
+        yield from self._pool_state()
+
+    def _counts(self) -> Iterator[CounterMetricFamily]:
+        requests = CounterMetricFamily(
+            "asrpool_router_requests",
+            "Client requests by pool and final code.",
+            labels=["pool", "code"],
+        )
+        retries = CounterMetricFamily(
+            "asrpool_router_retries",
+            "Attempts retried, by the failed attempt's reason and how (failover or requeue).",
+            labels=["pool", "reason", "how"],
+        )
+        oom = CounterMetricFamily(
+            "asrpool_router_oom", "Out-of-memory answers from pods.", labels=["pool", "pod"]
+        )
+        cache = CounterMetricFamily(
+            "asrpool_router_cache",
+            "Answers looked up in the cache of identical requests, by hit or miss.",
+            labels=["pool", "result"],
+        )
+        ejections = CounterMetricFamily(
+            "asrpool_router_ejections",
+            "Pods taken out of rotation, by the fault that did it.",
+            labels=["pool", "reason"],
+        )
+        gave_up = CounterMetricFamily(
+            "asrpool_router_gave_up",
+            "Requests that failed after attempts, by why no retry followed.",
+            labels=["pool", "reason"],
+        )
+        for model, a in [*self._accounts.items(), (NO_POOL, self._refused)]:
+            for family, table in (
+                (requests, a.requests),
+                (oom, a.ooms),
+                (cache, a.lookups),
+                (ejections, a.ejections),
+                (gave_up, a.give_ups),
+            ):
+                for key, n in table.items():
+                    family.add_metric([model, key], n)
+            for (reason, how), n in a.retries.items():
+                retries.add_metric([model, reason, how], n)
+        yield from (requests, retries, oom, cache, ejections, gave_up)
+
+    def _pool_state(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         depth = GaugeMetricFamily(names.QUEUE_DEPTH, "Requests waiting.", labels=["pool"])
         # Its own family: the operator sums asrpool_router_queue_depth over all its series.
         by_priority = GaugeMetricFamily(
@@ -126,36 +173,14 @@ class _PoolCollector(Collector):
             "1 while a pod is out of rotation by outlier ejection.",
             labels=["pool", "pod"],
         )
-        ejections = CounterMetricFamily(
-            "asrpool_router_ejections",
-            "Pods taken out of rotation, by the fault that did it.",
-            labels=["pool", "reason"],
-        )
-        gave_up = CounterMetricFamily(
-            "asrpool_router_gave_up",
-            "Requests that failed after attempts, by why no retry followed.",
-            labels=["pool", "reason"],
-        )
         for snap in self._snapshots():
-            depth.add_metric([snap["model"]], snap["queue_depth"])
-            busy.add_metric([snap["model"]], snap["busy_slot_seconds"])
-            queued.add_metric([snap["model"]], snap["queued_seconds"])
-            for priority, n in snap["queue_by_priority"].items():
-                by_priority.add_metric([snap["model"], priority], n)
-            for pod in snap["pods"]:
-                budget.add_metric([snap["model"], pod["id"]], pod["budget"])
-                in_flight.add_metric([snap["model"], pod["id"]], pod["in_flight"])
-                ejected.add_metric([snap["model"], pod["id"]], 1.0 if pod["ejected"] else 0.0)
-            for reason, n in snap["totals"]["ejections"].items():
-                ejections.add_metric([snap["model"], reason], n)
-            for reason, n in snap["totals"]["gave_up"].items():
-                gave_up.add_metric([snap["model"], reason], n)
-        yield depth
-        yield by_priority
-        yield budget
-        yield in_flight
-        yield ejected
-        yield ejections
-        yield gave_up
-        yield busy
-        yield queued
+            depth.add_metric([snap.model], snap.queue_depth)
+            busy.add_metric([snap.model], snap.busy_slot_seconds)
+            queued.add_metric([snap.model], snap.queued_seconds)
+            for priority, n in snap.queue_by_priority.items():
+                by_priority.add_metric([snap.model, priority], n)
+            for pod in snap.pods:
+                budget.add_metric([snap.model, pod.id], pod.budget)
+                in_flight.add_metric([snap.model, pod.id], pod.in_flight)
+                ejected.add_metric([snap.model, pod.id], 1.0 if pod.ejected else 0.0)
+        yield from (depth, by_priority, budget, in_flight, ejected, busy, queued)

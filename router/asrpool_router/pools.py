@@ -10,28 +10,24 @@ and neither can take an OpenAI name away from the default pool unless it names i
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 
 from asrpool_contract.wire import OPENAI_TRANSCRIPTION_MODELS, AsrpoolError, ErrorCode
 
 from .dispatch import PoolRunner
-from .logic.pool import Pool, PoolPolicy
-from .metrics import RouterMetrics
+from .logic.pool import PoolPolicy
 
 
 class PoolRegistry:
     def __init__(
         self,
         policy_for: Callable[[str], PoolPolicy],
-        metrics: RouterMetrics,
-        rng: random.Random,
+        new_runner: Callable[[str, PoolPolicy], PoolRunner],
         default_model: str | None = None,
         fixed_aliases: dict[str, str] | None = None,
     ) -> None:
         self._policy_for = policy_for
-        self._metrics = metrics
-        self._rng = rng
+        self._new_runner = new_runner
         self._runners: dict[str, PoolRunner] = {}
         self.default_model = default_model
         # Other names → model: from the command line (fixed) and from ASRPools (kube
@@ -44,7 +40,7 @@ class PoolRegistry:
         runner = self._runners.get(model)
         if runner is None:
             policy = policy if policy is not None else self._policy_for(model)
-            runner = PoolRunner(Pool(model, policy, rng=self._rng), self._metrics)
+            runner = self._new_runner(model, policy)
             self._runners[model] = runner
             if self.default_model is None:
                 self.default_model = model

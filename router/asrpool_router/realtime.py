@@ -1,11 +1,13 @@
 """Realtime transcription sessions over WebSocket (record and transcribe at once).
 
-One ``RealtimeSession`` per socket. It speaks OpenAI's GA protocol, or the beta one to a
+One ``RealtimeSession`` per socket, made by the app's ``/v1/realtime`` route with the
+router's pools (seen through ``Dispatcher``: resolve a model, forward a piece) and its
+session slots. It speaks OpenAI's GA protocol, or the beta one to a
 client that asks for it (``logic.realtime_protocol`` says how it tells them apart). It
 parses client events, applies session updates field by field (``logic.realtime_settings``:
 each refused field gets its own ``error``, the rest applies, and the update is always
 answered), cuts the audio into utterances (``logic.chunking``)
-and sends each piece through the same scheduler as uploads (``dispatch.forward``)
+and sends each piece through the same scheduler as uploads (``PoolRunner.forward``)
 with realtime priority, so batch work never starves a live speaker and an OOM or a
 lost pod retries the piece elsewhere. Partials run at most one at a time per
 session (while one runs, only the newest that comes due waits; older ones are dropped);
@@ -31,7 +33,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from fastapi import WebSocket
@@ -42,7 +44,7 @@ from asrpool_contract.audio_form import DRAFT_FIELD
 from asrpool_contract.wire import AsrpoolError, ErrorCode
 
 from .auth import ApiKeyAuth, bearer_token
-from .dispatch import Job, forward
+from .dispatch import Job
 from .logic import realtime_protocol as proto
 from .logic.chunking import (
     Chunker,
@@ -55,7 +57,8 @@ from .logic.chunking import (
 )
 from .logic.pcm import WHISPER_RATE, samples_to_ms, to_whisper_rate, wav_bytes
 from .logic.request import Priority
-from .transport import BufferedUpload
+from .logic.session_slots import SessionSlots
+from .transport import Answer, BufferedUpload
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +103,35 @@ def chosen_subprotocol(websocket: WebSocket) -> str | None:
     return offered[0] if offered else None
 
 
+class LivePool(Protocol):
+    """What a session asks of the pool its model reaches (``dispatch.PoolRunner``)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def chunking(self) -> ChunkingPolicy | None: ...
+
+    async def forward(self, job: Job) -> Answer: ...
+
+
+class Dispatcher(Protocol):
+    """Where a session's pieces go: the pool a model name reaches (``pools.PoolRegistry``)."""
+
+    def resolve(self, model: str | None) -> LivePool: ...
+
+
 class RealtimeSession:
     def __init__(
-        self, websocket: WebSocket, state: Any, limits: SessionLimits | None = None
+        self,
+        websocket: WebSocket,
+        pools: Dispatcher,
+        sessions: SessionSlots,
+        limits: SessionLimits | None = None,
     ) -> None:
         self.ws = websocket
-        self.state = state  # the router's RouterState
+        self.pools = pools
+        self.sessions = sessions  # the router's cap on open sessions, in total and per key
         self.limits = limits or SessionLimits()
         self.id = "sess_" + secrets.token_hex(8)
         self.config = proto.SessionConfig(chunking=self._pool_chunking(None))
@@ -156,7 +182,7 @@ class RealtimeSession:
             return
         # Counted per key only when keys are checked: with auth off every client is "no key".
         key = offered_key(self.ws) if auth.enabled else None
-        refused = self.state.sessions.open(key)
+        refused = self.sessions.open(key)
         if refused is not None:
             log.info("realtime session refused: %s cap of %d reached", refused.cap, refused.allowed)
             await self._send(proto.session_limit_error(refused.cap, refused.allowed))
@@ -170,7 +196,7 @@ class RealtimeSession:
             finally:
                 await self._shutdown()
         finally:
-            self.state.sessions.close(key)
+            self.sessions.close(key)
 
     async def _receive_loop(self) -> None:
         while True:
@@ -256,7 +282,7 @@ class RealtimeSession:
     def _model_problem(self, model: str) -> str | None:
         """Why ``model`` cannot serve this session (the registry's words), or None."""
         try:
-            self.state.pools.resolve(model)
+            self.pools.resolve(model)
         except AsrpoolError as err:
             return str(err)
         return None
@@ -264,7 +290,7 @@ class RealtimeSession:
     def _pool_chunking(self, model: str | None) -> ChunkingPolicy:
         """The pool's live chunking (ASRPool spec.realtime), or the defaults."""
         try:
-            chunking = self.state.pools.resolve(model).chunking
+            chunking = self.pools.resolve(model).chunking
         except AsrpoolError:
             chunking = None  # no pool yet: a later update or the first piece will say
         return chunking if chunking is not None else ChunkingPolicy()
@@ -363,7 +389,7 @@ class RealtimeSession:
     async def _transcribe(
         self, samples: np.ndarray, *, draft: bool = False, logprobs: bool = False
     ) -> proto.Final:
-        runner = self.state.pools.resolve(self.config.model or None)
+        runner = self.pools.resolve(self.config.model or None)
         fields = [("model", runner.model), ("response_format", "json")]
         if draft:
             fields.append((DRAFT_FIELD, "true"))  # our worker decodes greedily
@@ -382,7 +408,7 @@ class RealtimeSession:
             audio_seconds=samples.size / WHISPER_RATE,
             priority=Priority.REALTIME,
         )
-        answer = await forward(runner, job, self.state.transport, self.state.timeouts)
+        answer = await runner.forward(job)
         try:
             return proto.final_answer(answer.content)
         except ValueError as exc:

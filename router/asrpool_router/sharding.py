@@ -2,7 +2,7 @@
 
 The shell around ``logic.shards``. The router decodes the upload (``asrpool_contract.audio``), cuts
 it at pauses into pieces of about 30 s, and sends each piece as its own request at batch
-priority through ``dispatch.forward`` (so every piece has the pool's retries: a piece lost
+priority through ``PoolRunner.forward`` (so every piece has the pool's retries: a piece lost
 with its pod is decoded elsewhere), asking for ``verbose_json`` with words when the client
 wants them. The answers are joined and rendered in the format the client asked for, with
 the shape an answer from one pod has. One piece that fails for good fails the request,
@@ -21,11 +21,11 @@ import numpy as np
 from asrpool_contract.audio import SAMPLE_RATE, wav_bytes
 from asrpool_contract.formats import FORMATS, from_verbose
 
-from .dispatch import Job, PoolRunner, Timeouts, forward
+from .dispatch import Job, PoolRunner
 from .logic.errors import AttemptResult
 from .logic.request import Priority
 from .logic.shards import Piece, ShardPolicy, join, plan
-from .transport import Answer, BufferedUpload, PodTransport
+from .transport import Answer, BufferedUpload
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,6 @@ async def forward_sharded(
     runner: PoolRunner,
     job: Job,
     samples: np.ndarray,
-    transport: PodTransport,
-    timeouts: Timeouts,
     policy: ShardPolicy,
 ) -> Answer | None:
     """The joined answer of ``samples`` cut into pieces; None when it is too short to cut."""
@@ -65,10 +63,7 @@ async def forward_sharded(
     if words:
         fields.append(("timestamp_granularities[]", "word"))
     tasks = [
-        asyncio.create_task(
-            forward(runner, _piece_job(job, samples, p, fields), transport, timeouts)
-        )
-        for p in pieces
+        asyncio.create_task(runner.forward(_piece_job(job, samples, p, fields))) for p in pieces
     ]
     log.info(
         "%.0fs of audio cut into %d pieces for %s",

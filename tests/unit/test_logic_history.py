@@ -93,7 +93,7 @@ def test_latency_comes_from_the_windows_own_requests_and_is_none_without_any() -
 
 
 def test_a_counter_that_restarts_counts_from_zero() -> None:
-    # The pool was dropped and made again: its RequestStats started over.
+    # A count that went down (as a Prometheus counter reset) starts over.
     s = series_of([sample(0.0, requests=100), sample(1.0, requests=3)], window_s=5.0)
     assert s.requests_per_s == (3.0,)
     s = series_of(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import asdict
 
 import pytest
 
@@ -17,6 +18,7 @@ from asrpool_router.logic.pool import (
     GiveUp,
     GiveUpReason,
     Granted,
+    PodSnapshot,
     Pool,
     PoolPolicy,
     Priority,
@@ -58,8 +60,8 @@ class PoolHarness:
     ) -> Granted | Queued | Rejected:
         return self.pool.submit(audio_seconds=audio, priority=priority, now=self.now, **kw)  # type: ignore[arg-type]
 
-    def pod(self, pod_id: str) -> dict[str, object]:
-        return next(p for p in self.pool.snapshot()["pods"] if p["id"] == pod_id)
+    def pod(self, pod_id: str) -> PodSnapshot:
+        return next(p for p in self.pool.snapshot().pods if p.id == pod_id)
 
 
 def _tickets(grants: list[Granted]) -> list[int]:
@@ -71,7 +73,7 @@ def test_submit_grants_a_slot_when_a_pod_has_room() -> None:
     slot = h.grant(audio=12.5)
     assert (slot.pod_id, slot.url, slot.audio_seconds) == ("a", "http://a:8000", 12.5)
     assert h.pool.in_flight() == 1
-    assert h.pod("a")["in_flight_audio_seconds"] == 12.5
+    assert h.pod("a").in_flight_audio_seconds == 12.5
 
 
 def test_requests_beyond_the_per_pod_budget_wait_in_the_queue() -> None:
@@ -118,7 +120,7 @@ def test_grant_from_the_queue_carries_the_audio_seconds_of_the_waiting_request()
     h.queue(audio=42.0)
     (grant,) = h.pool.release(held, OutcomeKind.OK, h.now)
     assert grant.slot.audio_seconds == 42.0
-    assert h.pod("a")["in_flight_audio_seconds"] == 42.0
+    assert h.pod("a").in_flight_audio_seconds == 42.0
 
 
 def test_full_queue_rejects_with_a_retry_after_estimate() -> None:
@@ -208,7 +210,7 @@ def test_releasing_a_slot_twice_frees_it_once() -> None:
     assert _tickets(h.pool.release(held, OutcomeKind.OK, h.now)) == [waiting]
     assert h.pool.release(held, OutcomeKind.OK, h.now) == []
     assert h.pool.in_flight() == 1
-    assert h.pod("a")["in_flight"] == 1
+    assert h.pod("a").in_flight == 1
 
 
 def test_removing_a_busy_pod_keeps_its_slots_counted_until_they_return() -> None:
@@ -216,10 +218,10 @@ def test_removing_a_busy_pod_keeps_its_slots_counted_until_they_return() -> None
     on_a = h.grant(exclude=frozenset({"b"}))
     h.pool.remove_pod("a")
     assert h.pool.in_flight() == 1
-    assert h.pod("a")["removed"] is True
+    assert h.pod("a").removed is True
     assert h.grant().pod_id == "b"  # no new work for the removed pod
     h.pool.release(on_a, OutcomeKind.OK, h.now)
-    assert [p["id"] for p in h.pool.snapshot()["pods"]] == ["b"]
+    assert [p.id for p in h.pool.snapshot().pods] == ["b"]
     assert h.pool.in_flight() == 1
 
 
@@ -241,6 +243,8 @@ def test_oom_at_the_budget_floor_fails_over_at_once_to_a_pod_with_room() -> None
     assert verdict == Again(slot.ticket, failed_over=True)
     (grant,) = grants
     assert (grant.slot.ticket, grant.slot.pod_id, grant.slot.attempt) == (slot.ticket, "b", 2)
+    assert h.pool.account.ooms == {"a": 1}
+    assert h.pool.account.retries == {("oom", "failover"): 1}
 
 
 def test_oom_above_the_floor_cuts_the_budget_and_may_come_back_to_the_same_pod() -> None:
@@ -249,7 +253,8 @@ def test_oom_above_the_floor_cuts_the_budget_and_may_come_back_to_the_same_pod()
     verdict, grants = h.pool.retry(first, Outcome.of(OutcomeKind.OOM), h.now)
     assert verdict == Again(first.ticket, failed_over=False)
     assert grants == []  # budget 2 → 1, and the other request still holds that one slot
-    assert h.pod("a")["budget"] == 1
+    assert h.pod("a").budget == 1
+    assert h.pool.account.retries == {("oom", "requeue"): 1}
     (grant,) = h.pool.release(second, OutcomeKind.OK, h.now)
     assert (grant.slot.ticket, grant.slot.pod_id) == (first.ticket, "a")
 
@@ -279,6 +284,13 @@ def test_a_request_every_pod_failed_gives_up_and_says_so() -> None:
     verdict, grants = h.pool.retry(retry.slot, outcome, h.now)
     assert verdict == GiveUp(ErrorCode.SERVICE_UNAVAILABLE, GiveUpReason.EVERY_POD_FAILED, 2, 2)
     assert grants == [] and h.pool.in_flight() == 0 and h.pool.open_requests() == 0
+    # Counted where it was decided: one retry (a failover), one give-up, no OOM.
+    account = h.pool.account
+    assert (account.retries, account.give_ups, account.ooms) == (
+        {("unreachable", "failover"): 1},
+        {"every_pod_failed": 1},
+        {},
+    )
 
 
 def test_a_request_past_its_deadline_gives_up() -> None:
@@ -305,10 +317,10 @@ def test_oom_halves_the_pods_budget_and_successes_restore_it() -> None:
     slots = [h.grant() for _ in range(4)]
     for slot in slots:  # one burst of OOMs cuts once
         h.pool.release(slot, OutcomeKind.OOM, h.now)
-    assert h.pod("a")["budget"] == 2
+    assert h.pod("a").budget == 2
     for expected in (2, 3, 3, 4):
         h.pool.release(h.grant(), OutcomeKind.OK, h.now)
-        assert h.pod("a")["budget"] == expected
+        assert h.pod("a").budget == expected
 
 
 def test_after_an_oom_the_pod_takes_no_more_than_its_reduced_budget() -> None:
@@ -318,15 +330,15 @@ def test_after_an_oom_the_pod_takes_no_more_than_its_reduced_budget() -> None:
     h.queue()
     assert h.pool.release(slots[1], OutcomeKind.OK, h.now) == []  # 2 in flight: full
     assert len(h.pool.release(slots[2], OutcomeKind.OK, h.now)) == 1
-    assert h.pod("a")["in_flight"] == 2
+    assert h.pod("a").in_flight == 2
 
 
 def test_repeated_connection_failures_eject_the_pod_until_its_probe_succeeds() -> None:
     h = PoolHarness(per_pod=4, breaker_failures=2, breaker_cooldown_s=10.0).with_pods("a", "b")
     for _ in range(2):
         h.pool.release(h.grant(exclude=frozenset({"b"})), OutcomeKind.UNREACHABLE, h.now)
-    assert h.pod("a")["ejected"] is True
-    assert (h.pod("a")["ejection_reason"], h.pod("a")["ejected_for_s"]) == ("unreachable", 10.0)
+    assert h.pod("a").ejected is True
+    assert (h.pod("a").ejection_reason, h.pod("a").ejected_for_s) == ("unreachable", 10.0)
     waiting = [h.queue(exclude=frozenset({"b"})), h.queue(exclude=frozenset({"b"}))]
     assert h.pool.next_wakeup() == 10.0
     assert h.pool.poll(9.0) == []
@@ -335,7 +347,7 @@ def test_repeated_connection_failures_eject_the_pod_until_its_probe_succeeds() -
     assert h.pool.poll(11.0) == []
     grants = h.pool.release(probe[0].slot, OutcomeKind.OK, 12.0)
     assert _tickets(grants) == [waiting[1]]
-    assert h.pod("a")["ejected"] is False
+    assert h.pod("a").ejected is False
 
 
 def test_a_failed_probe_ejects_again_for_longer() -> None:
@@ -354,7 +366,7 @@ def test_a_failed_probe_ejects_again_for_longer() -> None:
 def _eject_a_while_b_is_busy(h: PoolHarness) -> None:
     h.grant(exclude=frozenset({"a"}))  # b: full for the rest of the test
     h.pool.release(h.grant(exclude=frozenset({"b"})), OutcomeKind.UNREACHABLE, 0.0)
-    assert h.pod("a")["ejected"]
+    assert h.pod("a").ejected
 
 
 def test_a_new_request_does_not_jump_ahead_of_a_waiter_when_a_cool_down_ends() -> None:
@@ -377,7 +389,7 @@ def test_a_higher_class_request_may_pass_a_lower_class_waiter() -> None:
 def test_a_pool_of_one_pod_never_ejects_it() -> None:
     h = PoolHarness(breaker_failures=1).with_pods("a")
     h.pool.release(h.grant(), OutcomeKind.UNREACHABLE, 0.0)
-    assert h.pod("a")["ejected"] is False and h.pod("a")["accepting"] is True
+    assert h.pod("a").ejected is False and h.pod("a").accepting is True
 
 
 def test_ejection_stops_at_the_pools_max_ejection_percent() -> None:
@@ -385,14 +397,14 @@ def test_ejection_stops_at_the_pools_max_ejection_percent() -> None:
     for pod in "abc":
         others = frozenset("abcd") - {pod}
         h.pool.release(h.grant(exclude=others), OutcomeKind.SERVER_ERROR, 0.0)
-    assert [h.pod(p)["ejected"] for p in "abcd"] == [True, True, False, False]
-    assert h.pool.snapshot()["totals"]["ejections"] == {"server_error": 2}
+    assert [h.pod(p).ejected for p in "abcd"] == [True, True, False, False]
+    assert h.pool.account.ejections == {"server_error": 2}
     # c stays in rotation, asking again on each fault: once a probe brings a back, c goes.
     h.now = 5.0
     probe = h.grant(exclude=frozenset("bcd"))
     h.pool.release(probe, OutcomeKind.OK, 5.0)
     h.pool.release(h.grant(exclude=frozenset("abd")), OutcomeKind.SERVER_ERROR, 5.0)
-    assert [h.pod(p)["ejected"] for p in "abcd"] == [False, True, True, False]
+    assert [h.pod(p).ejected for p in "abcd"] == [False, True, True, False]
 
 
 def test_a_pod_not_ready_may_always_be_ejected() -> None:
@@ -401,19 +413,19 @@ def test_a_pod_not_ready_may_always_be_ejected() -> None:
     h.pool.upsert_pod("a", "http://a:8000", ready=False)
     h.pool.upsert_pod("b", "http://b:8000", ready=False)
     h.pool.release(slot, OutcomeKind.UNREACHABLE, 0.0)
-    assert h.pod("a")["ejected"] is True
+    assert h.pod("a").ejected is True
 
 
-def test_snapshot_reports_pods_queue_and_totals() -> None:
+def test_snapshot_reports_pods_and_queue() -> None:
     h = PoolHarness(per_pod=1).with_pods("a")
     slot = h.grant(audio=30.0)
     h.queue(priority=REALTIME)
     snap = h.pool.snapshot()
-    assert snap["model"] == "whisper-small"
-    assert snap["in_flight"] == 1
-    assert snap["queue_depth"] == 1
-    assert snap["queue_by_priority"] == {"realtime": 1, "interactive": 0, "batch": 0}
-    assert snap["pods"] == [
+    assert snap.model == "whisper-small"
+    assert snap.in_flight == 1
+    assert snap.queue_depth == 1
+    assert snap.queue_by_priority == {"realtime": 1, "interactive": 0, "batch": 0}
+    assert [asdict(p) for p in snap.pods] == [
         {
             "id": "a",
             "url": "http://a:8000",
@@ -436,7 +448,8 @@ def test_snapshot_reports_pods_queue_and_totals() -> None:
         }
     ]
     h.pool.release(slot, Outcome.of(OutcomeKind.OK), 1.0)
-    assert h.pool.snapshot()["totals"]["outcomes"] == {"ok": 1}
+    after = h.pool.snapshot()
+    assert (after.in_flight, after.queue_depth) == (1, 0)  # the slot went to the waiter
 
 
 class _EverythingOnFirstPod:
@@ -458,7 +471,52 @@ def test_a_custom_scheduler_cannot_break_the_budget_or_exclusions() -> None:
     assert isinstance(pool.submit(audio_seconds=1, priority=INTERACTIVE, now=0.0), Granted)
     assert isinstance(pool.submit(audio_seconds=1, priority=INTERACTIVE, now=0.0), Queued)
     pool.upsert_pod("b", "http://b")
-    assert pool.snapshot()["pods"][0]["in_flight"] == 1
+    assert pool.snapshot().pods[0].in_flight == 1
+
+
+class _Offered:
+    """A filter that keeps every pod and remembers the pods it was offered."""
+
+    def __init__(self) -> None:
+        self.offered: list[list[str]] = []
+
+    def filter(self, pods: Sequence[PodState], request: Request, now: float) -> list[PodState]:
+        self.offered.append([p.id for p in pods])
+        return list(pods)
+
+
+@pytest.mark.parametrize(
+    "state", ["not_ready", "terminating", "removed", "full", "ejected", "failed_this_request"]
+)
+def test_the_scheduler_is_offered_only_the_pods_that_may_take_the_request(state: str) -> None:
+    # The hard conditions live in the pool alone; no scheduling plugin repeats them.
+    seen = _Offered()
+    scheduler = Scheduler(filters=[seen], scorers=[], picker=_First())
+    pool = Pool("m", PoolPolicy(per_pod=2, breaker_failures=1), scheduler=scheduler)
+    pool.upsert_pod("a", "http://a")
+    pool.upsert_pod("b", "http://b")
+    on_a = {"audio_seconds": 1.0, "priority": INTERACTIVE, "now": 0.0, "exclude": frozenset("b")}
+    exclude: frozenset[str] = frozenset()
+    if state == "not_ready":
+        pool.upsert_pod("a", "http://a", ready=False)
+    elif state == "terminating":
+        pool.upsert_pod("a", "http://a", terminating=True)
+    elif state == "removed":
+        assert isinstance(pool.submit(**on_a), Granted)  # type: ignore[arg-type]
+        pool.remove_pod("a")  # lingers with one slot in flight, one free
+    elif state == "full":
+        for _ in range(2):
+            assert isinstance(pool.submit(**on_a), Granted)  # type: ignore[arg-type]
+    elif state == "ejected":
+        slot = pool.submit(**on_a)  # type: ignore[arg-type]
+        assert isinstance(slot, Granted)
+        pool.release(slot.slot, OutcomeKind.UNREACHABLE, 0.0)
+    else:
+        exclude = frozenset("a")
+    seen.offered.clear()
+    result = pool.submit(audio_seconds=1.0, priority=INTERACTIVE, now=0.0, exclude=exclude)
+    assert isinstance(result, Granted) and result.slot.pod_id == "b"
+    assert seen.offered == [["b"]]
 
 
 @pytest.mark.parametrize("audio", [-1.0, float("nan"), float("inf")])
@@ -521,7 +579,7 @@ def test_permanent_error_gives_up_with_its_code_even_with_room_elsewhere() -> No
     outcome = classify(AttemptResult(status=400, error_code_header="invalid_audio"))
     verdict, _ = h.pool.retry(slot, outcome, h.now)
     assert verdict == GiveUp(ErrorCode.INVALID_AUDIO, GiveUpReason.PERMANENT, 1, 0)
-    assert h.pod(slot.pod_id)["consecutive_failures"] == 0  # bad input proves the pod alive
+    assert h.pod(slot.pod_id).consecutive_failures == 0  # bad input proves the pod alive
 
 
 def test_a_pool_waiting_for_its_first_pod_waits_its_cold_start_timeout() -> None:
@@ -555,7 +613,7 @@ def test_reconfigure_raises_budgets_at_their_ceiling_and_hands_room_to_waiters()
     assert isinstance(first, Granted) and isinstance(waiting, Queued)
     grants = pool.reconfigure(PoolPolicy(per_pod=2, max_queue=4), now=1.0)
     assert [g.slot.ticket for g in grants] == [waiting.ticket]
-    assert pool.snapshot()["pods"][0]["budget"] == 2
+    assert pool.snapshot().pods[0].budget == 2
     for g in (first.slot, grants[0].slot):
         pool.release(g, OutcomeKind.OK, now=2.0)
     assert pool.in_flight() == 0
@@ -568,11 +626,11 @@ def test_reconfigure_keeps_a_budget_cut_by_oom_within_the_new_ceiling():
     granted = pool.submit(audio_seconds=1, priority=Priority.INTERACTIVE, now=0.0)
     assert isinstance(granted, Granted)
     pool.release(granted.slot, OutcomeKind.OOM, now=1.0)
-    assert pool.snapshot()["pods"][0]["budget"] == 2
+    assert pool.snapshot().pods[0].budget == 2
     pool.reconfigure(PoolPolicy(per_pod=8), now=2.0)
-    assert pool.snapshot()["pods"][0]["budget"] == 2  # learned capacity is kept
+    assert pool.snapshot().pods[0].budget == 2  # learned capacity is kept
     pool.reconfigure(PoolPolicy(per_pod=1), now=3.0)
-    assert pool.snapshot()["pods"][0]["budget"] == 1
+    assert pool.snapshot().pods[0].budget == 1
 
 
 # --- a fleet of routers shares every pod (the pod's own load reports) ------------------
@@ -588,14 +646,14 @@ def test_a_pod_reporting_fewer_slots_than_the_budget_caps_what_this_router_sends
     h.grant()
     h.grant()
     h.queue()
-    assert h.pod("a")["reported_slots"] == 2
+    assert h.pod("a").reported_slots == 2
 
 
 def test_slots_other_routers_hold_keep_requests_waiting_until_the_report_is_stale() -> None:
     h = PoolHarness(per_pod=2, initial_hold_s=2.0).with_pods("a")
     # Another router holds both slots: this one waits instead of being refused.
     h.pool.upsert_pod("a", "http://a:8000", load=_report(slots=2, in_flight=2), now=0.0)
-    assert h.pod("a")["held_by_others"] == 2
+    assert h.pod("a").held_by_others == 2
     ticket = h.queue()
     assert h.pool.next_wakeup() == 1.0  # half the usual hold time
     assert h.pool.poll(0.9) == []
@@ -612,8 +670,8 @@ def test_a_busy_pod_is_no_failure_and_its_report_says_how_long_to_wait() -> None
     verdict, grants = h.pool.retry(slot, busy, h.now)
     assert verdict == Again(slot.ticket, failed_over=False) and grants == []
     a = h.pod("a")
-    assert (a["ejected"], a["consecutive_failures"], a["budget"]) == (False, 0, 1)
-    assert a["held_by_others"] == 1
+    assert (a.ejected, a.consecutive_failures, a.budget) == (False, 0, 1)
+    assert a.held_by_others == 1
     (grant,) = h.pool.poll(1.0)
     assert (grant.slot.ticket, grant.slot.pod_id) == (slot.ticket, "a")
 
@@ -623,7 +681,7 @@ def test_our_own_requests_are_not_counted_as_other_routers() -> None:
     first, second = h.grant(), h.grant()
     # The pod answers `first`: it has 3 slots, one in use: `second`, ours.
     h.pool.release(first, Outcome.of(OutcomeKind.OK, load=_report(3, 1)), h.now)
-    assert h.pod("a")["held_by_others"] == 0
+    assert h.pod("a").held_by_others == 0
     h.grant()
     h.grant()  # two free slots, as the pod said
     h.queue()

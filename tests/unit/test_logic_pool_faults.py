@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -38,6 +38,7 @@ from asrpool_router.logic.pool import (
     GiveUp,
     GiveUpReason,
     Granted,
+    PodSnapshot,
     Pool,
     PoolPolicy,
     Priority,
@@ -118,24 +119,22 @@ class FaultyPoolMachine(RuleBasedStateMachine):
 
     def take(self, grants: list[Granted]) -> None:
         """Grants go to waiting tickets: check them against what the shell knows."""
-        snap = {p["id"]: p for p in self.pool.snapshot(self.now)["pods"]}
+        snap = {p.id: p for p in self.pool.snapshot(self.now).pods}
         for grant in grants:
             slot = grant.slot
             request = self.open[slot.ticket]
             assert request.wait_deadline is not None, "granted a ticket that was not waiting"
             assert self.now < request.wait_deadline, "granted past its deadline"
             assert slot.pod_id not in request.failed_on, "sent back to a pod that failed it"
-            assert snap[slot.pod_id]["in_flight"] <= snap[slot.pod_id]["budget"]
+            assert snap[slot.pod_id].in_flight <= snap[slot.pod_id].budget
             assert slot.deadline == request.deadline
             request.wait_deadline = None
             self.hold(slot)
 
     def hold(self, slot: Slot) -> None:
         self.held[slot.ticket] = slot
-        pods = self.pool.snapshot(self.now)["pods"]
-        self.budget_at_grant[slot.ticket] = next(
-            p["budget"] for p in pods if p["id"] == slot.pod_id
-        )
+        pods = self.pool.snapshot(self.now).pods
+        self.budget_at_grant[slot.ticket] = next(p.budget for p in pods if p.id == slot.pod_id)
 
     def outcome_on(self, slot: Slot) -> Outcome:
         behaviour = self.behaviour[slot.pod_id]
@@ -144,9 +143,7 @@ class FaultyPoolMachine(RuleBasedStateMachine):
         if behaviour == "fails_fast":
             return Outcome.of(self.rng.choice(FAULTS))
         if behaviour == "short_of_memory":
-            in_flight = next(
-                p["in_flight"] for p in self.pool.snapshot()["pods"] if p["id"] == slot.pod_id
-            )
+            in_flight = next(p.in_flight for p in self.pool.snapshot().pods if p.id == slot.pod_id)
             return Outcome.of(OutcomeKind.OOM if in_flight > 1 else OutcomeKind.OK)
         if behaviour == "shared":
             slots = self.policy.per_pod
@@ -160,7 +157,7 @@ class FaultyPoolMachine(RuleBasedStateMachine):
         slot = self.held.pop(ticket)
         budget_at_grant = self.budget_at_grant.pop(ticket)
         outcome = self.outcome_on(slot)
-        before = self.pool.snapshot(self.now)["pods"]
+        before = self.pool.snapshot(self.now).pods
         if outcome.kind is OutcomeKind.OK:
             self.take(self.pool.release(slot, outcome, self.now))
             del self.open[ticket]
@@ -255,23 +252,21 @@ class FaultyPoolMachine(RuleBasedStateMachine):
         assert self.pool.queue_depth() == sum(
             1 for r in self.open.values() if r.wait_deadline is not None
         )
-        for pod in snap["pods"]:
-            assert pod["in_flight"] == sum(1 for s in self.held.values() if s.pod_id == pod["id"])
+        for pod in snap.pods:
+            assert pod.in_flight == sum(1 for s in self.held.values() if s.pod_id == pod.id)
 
-    def check_ejection(self, pod_id: str, before: list[dict[str, Any]]) -> None:
+    def check_ejection(self, pod_id: str, before: Sequence[PodSnapshot]) -> None:
         """An ejection that just happened was one the cap allowed."""
-        now = self.pool.snapshot(self.now)["pods"]
-        after = next((p for p in now if p["id"] == pod_id), None)
+        now = self.pool.snapshot(self.now).pods
+        after = next((p for p in now if p.id == pod_id), None)
         if after is None:
             return  # removed by discovery and now drained: nothing to check
-        was = next(p for p in before if p["id"] == pod_id)
-        in_rotation = [
-            p for p in before if p["ready"] and not p["terminating"] and not p["removed"]
-        ]
-        if after["ejections"] == was["ejections"] or was["breaker"] != "closed":
+        was = next(p for p in before if p.id == pod_id)
+        in_rotation = [p for p in before if p.ready and not p.terminating and not p.removed]
+        if after.ejections == was.ejections or was.breaker != "closed":
             return  # no new ejection, or a failed probe going back out
         if was in in_rotation:
-            ejected = sum(1 for p in in_rotation if p["ejected"])
+            ejected = sum(1 for p in in_rotation if p.ejected)
             assert ejection_allowed(len(in_rotation), ejected, self.policy.max_ejection_percent)
 
     @invariant()
@@ -281,8 +276,8 @@ class FaultyPoolMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_healthy_pod_is_never_ejected_and_one_pod_stays_in_rotation(self) -> None:
-        pods = self.pool.snapshot(self.now)["pods"]
-        assert not next(p for p in pods if p["id"] == HEALTHY)["ejected"]
+        pods = self.pool.snapshot(self.now).pods
+        assert not next(p for p in pods if p.id == HEALTHY).ejected
 
     def teardown(self) -> None:
         if not hasattr(self, "pool"):

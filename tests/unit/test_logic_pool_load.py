@@ -77,7 +77,7 @@ def test_a_cold_start_timeout_must_not_be_negative() -> None:
 
 def integrals(p: Pool, now: float) -> tuple[float, float]:
     snap = p.snapshot(now)
-    return snap["busy_slot_seconds"], snap["queued_seconds"]
+    return snap.busy_slot_seconds, snap.queued_seconds
 
 
 def test_busy_slot_and_queued_seconds_integrate_the_levels_over_time() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -35,7 +34,17 @@ from hypothesis.stateful import (
 
 from asrpool_contract.wire import ErrorCode
 from asrpool_router.logic.errors import OutcomeKind
-from asrpool_router.logic.pool import Granted, Pool, PoolPolicy, Priority, Queued, Rejected, Slot
+from asrpool_router.logic.pool import (
+    Granted,
+    PodSnapshot,
+    Pool,
+    PoolPolicy,
+    PoolSnapshot,
+    Priority,
+    Queued,
+    Rejected,
+    Slot,
+)
 
 # Few pods and small budgets, so that queues form and every path is reached.
 POD_IDS = ("a", "b", "c")
@@ -115,15 +124,14 @@ class PoolMachine(RuleBasedStateMachine):
     def pod(self, index: int) -> str:
         return self.pod_ids[index % len(self.pod_ids)]
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> PoolSnapshot:
         return self.pool.snapshot(self.now)
 
     def deadline(self) -> float:
         """A ticket queued now: while no pod is ready (none at all, loading, terminating or
         removed) the longer of the cold-start and queue timeouts, else the queue timeout."""
         cold = not any(
-            p["ready"] and not p["terminating"] and not p["removed"]
-            for p in self.snapshot()["pods"]
+            p.ready and not p.terminating and not p.removed for p in self.snapshot().pods
         )
         wait = self.policy.queue_timeout_s
         if cold:
@@ -131,23 +139,22 @@ class PoolMachine(RuleBasedStateMachine):
         return self.now + wait
 
     @staticmethod
-    def could_take_work(pod: dict[str, Any]) -> bool:
+    def could_take_work(pod: PodSnapshot) -> bool:
         """Ready and in rotation, or ejected with its cool-down over (its next grant is the
         probe), busy or not: a pod that will take work once it has room."""
-        if not pod["ready"] or pod["terminating"] or pod["removed"]:
+        if not pod.ready or pod.terminating or pod.removed:
             return False
-        breaker = pod["breaker"]
-        return breaker == "closed" or (breaker == "open" and pod["ejected_for_s"] == 0)
+        return pod.breaker == "closed" or (pod.breaker == "open" and pod.ejected_for_s == 0)
 
-    def servable(self, w: Waiting, snap: dict[str, Any]) -> bool:
+    def servable(self, w: Waiting, snap: PoolSnapshot) -> bool:
         if w.deadline <= self.now:
             return False
-        return any(p["accepting"] and p["id"] not in w.exclude for p in snap["pods"])
+        return any(p.accepting and p.id not in w.exclude for p in snap.pods)
 
     def take_grants(self, grants: list[Granted]) -> None:
         """Check grants handed to waiting tickets by one call, then record them."""
         snap = self.snapshot()
-        budgets = {p["id"]: (p["in_flight"], p["budget"]) for p in snap["pods"]}
+        budgets = {p.id: (p.in_flight, p.budget) for p in snap.pods}
         orders = []
         for grant in grants:
             slot = grant.slot
@@ -222,8 +229,8 @@ class PoolMachine(RuleBasedStateMachine):
             assert slot.pod_id not in exclude
             assert slot.audio_seconds == audio
             assert not earlier_servable, "a new request jumped the queue"
-            pod = next(p for p in self.snapshot()["pods"] if p["id"] == slot.pod_id)
-            assert pod["in_flight"] <= pod["budget"]
+            pod = next(p for p in self.snapshot().pods if p.id == slot.pod_id)
+            assert pod.in_flight <= pod.budget
             self.record(slot)
         elif isinstance(result, Queued):
             assert result.ticket not in self.ever_granted and result.ticket not in self.waiting
@@ -233,9 +240,9 @@ class PoolMachine(RuleBasedStateMachine):
             assert isinstance(result, Rejected)
             assert depth_before == self.policy.max_queue, "rejected with room in the queue"
             # No pod could take work at all: the pool is out (503); else it is busy (429).
-            out = not any(self.could_take_work(p) for p in before["pods"])
+            out = not any(self.could_take_work(p) for p in before.pods)
             expected = ErrorCode.SERVICE_UNAVAILABLE if out else ErrorCode.QUEUE_FULL
-            assert result.code is expected, (result, before["pods"])
+            assert result.code is expected, (result, before.pods)
             if result.code is ErrorCode.QUEUE_FULL:
                 assert result.retry_after_s is not None
                 assert 1.0 <= result.retry_after_s <= math.ceil(self.policy.queue_timeout_s)
@@ -309,19 +316,19 @@ class PoolMachine(RuleBasedStateMachine):
     def no_slot_leaks(self) -> None:
         snap = self.snapshot()
         assert self.pool.in_flight() == len(self.outstanding)
-        assert snap["in_flight"] == len(self.outstanding)
+        assert snap.in_flight == len(self.outstanding)
         per_pod: dict[str, int] = {}
         audio: dict[str, float] = {}
         for slot in self.outstanding.values():
             per_pod[slot.pod_id] = per_pod.get(slot.pod_id, 0) + 1
             audio[slot.pod_id] = audio.get(slot.pod_id, 0.0) + slot.audio_seconds
-        for p in snap["pods"]:
-            assert p["in_flight"] == per_pod.get(p["id"], 0)
-            assert p["in_flight_audio_seconds"] == pytest.approx(audio.get(p["id"], 0.0))
-            if p["removed"]:
-                assert p["in_flight"] > 0, "a drained removed pod was not dropped"
+        for p in snap.pods:
+            assert p.in_flight == per_pod.get(p.id, 0)
+            assert p.in_flight_audio_seconds == pytest.approx(audio.get(p.id, 0.0))
+            if p.removed:
+                assert p.in_flight > 0, "a drained removed pod was not dropped"
         # Every held slot still has its pod (removed pods linger until drained).
-        assert set(per_pod) <= {p["id"] for p in snap["pods"]}
+        assert set(per_pod) <= {p.id for p in snap.pods}
 
     @invariant()
     def queue_matches_the_waiters(self) -> None:
@@ -340,8 +347,8 @@ class PoolMachine(RuleBasedStateMachine):
             slot = self.outstanding.pop(ticket)
             self.take_grants(self.pool.release(slot, OutcomeKind.OK, self.now))
         assert self.pool.in_flight() == 0
-        assert all(p["in_flight"] == 0 for p in self.snapshot()["pods"])
-        assert all(not p["removed"] for p in self.snapshot()["pods"])
+        assert all(p.in_flight == 0 for p in self.snapshot().pods)
+        assert all(not p.removed for p in self.snapshot().pods)
         leftover = [e.ticket for e in self.pool.expire(self.now + 1e6)]
         assert sorted(leftover) == sorted(self.waiting)
         assert self.pool.queue_depth() == 0

@@ -9,13 +9,9 @@ from collections.abc import Sequence
 import pytest
 
 from asrpool_router.logic.plugins import (
-    ExcludeTriedFilter,
-    FreeSlotFilter,
     LeastOutstandingAudioScorer,
     MaxScorePicker,
-    NotEjectedFilter,
     PowerOfTwoPicker,
-    ReadyFilter,
 )
 from asrpool_router.logic.pods import PodState, PodStore
 from asrpool_router.logic.request import Request
@@ -35,33 +31,6 @@ def _pods(*specs: tuple[str, int, float]) -> list[PodState]:
 
 def _ids(pods: Sequence[PodState]) -> list[str]:
     return [p.id for p in pods]
-
-
-def test_ready_filter_drops_unready_terminating_and_removed_pods() -> None:
-    pods = _pods(("a", 0, 0), ("b", 0, 0), ("c", 0, 0), ("d", 0, 0))
-    pods[1].ready = False
-    pods[2].terminating = True
-    pods[3].removed = True
-    assert _ids(ReadyFilter().filter(pods, Request(1.0), 0.0)) == ["a"]
-
-
-def test_free_slot_filter_keeps_pods_under_budget() -> None:
-    pods = _pods(("a", 2, 10), ("b", 1, 5), ("c", 0, 0))
-    assert _ids(FreeSlotFilter().filter(pods, Request(1.0), 0.0)) == ["b", "c"]
-
-
-def test_not_ejected_filter_drops_pods_in_cool_down() -> None:
-    pods = _pods(("a", 0, 0), ("b", 0, 0))
-    pods[0].breaker.eject(0.0, "unreachable")
-    f = NotEjectedFilter()
-    assert _ids(f.filter(pods, Request(1.0), 1.0)) == ["b"]
-    assert _ids(f.filter(pods, Request(1.0), 100.0)) == ["a", "b"]
-
-
-def test_exclude_tried_filter_drops_pods_already_tried() -> None:
-    pods = _pods(("a", 0, 0), ("b", 0, 0), ("c", 0, 0))
-    request = Request(1.0, exclude=frozenset({"a", "c"}))
-    assert _ids(ExcludeTriedFilter().filter(pods, request, 0.0)) == ["b"]
 
 
 @pytest.mark.parametrize(
@@ -110,24 +79,20 @@ def test_max_score_picker_takes_the_best_and_the_first_on_ties() -> None:
     assert MaxScorePicker().pick(scored).id == "b"
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_default_scheduler_picks_the_least_loaded_free_pod(seed: int) -> None:
-    # a is full (two a pod), so the two random choices are b and c: c has less audio.
+def test_the_pipeline_picks_the_least_loaded_pod_it_is_offered() -> None:
+    # The pool offers only pods that may take the request (test_logic_pool.py checks it).
     pods = _pods(("a", 2, 4.0), ("b", 1, 300.0), ("c", 1, 2.0))
-    scheduler = default_scheduler(random.Random(seed))
-    assert all(scheduler.pick(pods, Request(5.0), 0.0) is pods[2] for _ in range(20))
-    assert scheduler.pick(pods, Request(5.0, exclude=frozenset({"c"})), 0.0) is pods[1]
-    assert scheduler.pick(pods, Request(5.0, exclude=frozenset({"b", "c"})), 0.0) is None
+    scheduler = Scheduler(
+        filters=[], scorers=[(LeastOutstandingAudioScorer(), 1.0)], picker=MaxScorePicker()
+    )
+    assert scheduler.pick(pods, Request(5.0), 0.0) is pods[2]
+    assert scheduler.pick(pods[:2], Request(5.0), 0.0) is pods[0]
 
 
 def test_default_scheduler_is_the_pipeline_with_power_of_two_choices() -> None:
     scheduler = default_scheduler(random.Random(0))
-    assert [type(f) for f in scheduler.filters] == [
-        ReadyFilter,
-        NotEjectedFilter,
-        FreeSlotFilter,
-        ExcludeTriedFilter,
-    ]
+    # No filter: the pool offers only pods that may take the request (test_logic_pool.py).
+    assert scheduler.filters == ()
     assert [(type(s), w) for s, w in scheduler.scorers] == [(LeastOutstandingAudioScorer, 1.0)]
     assert type(scheduler.picker) is PowerOfTwoPicker
 

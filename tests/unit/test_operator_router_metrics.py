@@ -99,9 +99,10 @@ def test_the_operator_reads_what_the_real_router_exports() -> None:
     app = create_app(RouterSettings(auth=False, per_pod=1))
     state = app.state.router
     runner = state.pools.ensure("tiny.en")
-    pool = runner.pool
-    start = time.monotonic()  # the runner's clock
-    pool.upsert_pod("tiny-worker-a", "http://10.0.0.7:9000", now=start)
+    start = runner.clock()
+    runner.upsert_pod("tiny-worker-a", "http://10.0.0.7:9000")
+    # White-box: a slot held and a ticket waiting with no event loop (and no pod) to serve them.
+    pool = runner._pool
     pool.submit(audio_seconds=1.0, priority=Priority.INTERACTIVE, now=start)  # in flight
     pool.submit(audio_seconds=1.0, priority=Priority.INTERACTIVE, now=start)  # queued
     with TestClient(app) as client:

@@ -15,14 +15,7 @@ from asrpool.cli import build_parser, router_settings
 from asrpool_router.app import RouterState, create_app
 from asrpool_router.dispatch import PoolRunner
 from asrpool_router.logic.errors import OutcomeKind
-from asrpool_router.logic.plugins import (
-    ExcludeTriedFilter,
-    FreeSlotFilter,
-    LeastOutstandingAudioScorer,
-    NotEjectedFilter,
-    PowerOfTwoPicker,
-    ReadyFilter,
-)
+from asrpool_router.logic.plugins import LeastOutstandingAudioScorer, PowerOfTwoPicker
 from asrpool_router.logic.pool import Priority
 
 PODS = ("pod-a", "pod-b", "pod-c")
@@ -43,13 +36,10 @@ def pool_of(state: RouterState) -> PoolRunner:
 
 
 def test_the_routers_pools_run_the_default_pipeline_with_power_of_two_choices() -> None:
-    scheduler = pool_of(production_router()).pool.scheduler
-    assert [type(f) for f in scheduler.filters] == [
-        ReadyFilter,
-        NotEjectedFilter,
-        FreeSlotFilter,
-        ExcludeTriedFilter,
-    ]
+    # White-box: the runner is the only door into its pool; here the test looks inside.
+    scheduler = pool_of(production_router())._pool.scheduler
+    # No filter: the pool offers only pods that may take the request (test_logic_pool.py).
+    assert scheduler.filters == ()
     assert [(type(s), w) for s, w in scheduler.scorers] == [(LeastOutstandingAudioScorer, 1.0)]
     assert type(scheduler.picker) is PowerOfTwoPicker
 
@@ -61,14 +51,15 @@ def picks(seed: int, rounds: int = 300) -> tuple[str, Counter[str]]:
     state.rng.seed(seed)
     runner = pool_of(state)
 
+    # The runner's own acquire and release (private: forward uses them), without a transport.
     async def run() -> tuple[str, Counter[str]]:
-        held = await runner.acquire(60.0, Priority.INTERACTIVE)
+        held = await runner._acquire(60.0, Priority.INTERACTIVE)
         counts: Counter[str] = Counter()
         for _ in range(rounds):
-            slot = await runner.acquire(1.0, Priority.INTERACTIVE)
+            slot = await runner._acquire(1.0, Priority.INTERACTIVE)
             counts[slot.pod_id] += 1
-            runner.release(slot, OutcomeKind.OK)
-        runner.release(held, OutcomeKind.OK)
+            runner._release(slot, OutcomeKind.OK)
+        runner._release(held, OutcomeKind.OK)
         return held.pod_id, counts
 
     return asyncio.run(run())
@@ -77,7 +68,7 @@ def picks(seed: int, rounds: int = 300) -> tuple[str, Counter[str]]:
 def test_the_router_picks_the_better_of_two_random_pods() -> None:
     for seed in (1, 2, 3):
         busy, counts = picks(seed)
-        # The busy pod still has a free slot (two a pod by default), so every filter keeps
+        # The busy pod still has a free slot (two a pod by default), so the pool offers
         # it: only the scores keep it out. Two distinct samples of three pods always include
         # an idle one, which scores better: the busy pod is never picked (a random picker
         # would take it a third of the time).

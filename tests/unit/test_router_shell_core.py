@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import io
-import time
 import wave
+from dataclasses import asdict
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from asrpool_contract.wire import AsrpoolError, ErrorCode
+from asrpool_contract.wire import OPENAI_TRANSCRIPTION_MODELS, AsrpoolError, ErrorCode
 from asrpool_router.app import create_app
 from asrpool_router.auth import ApiKeyAuth, bearer_token, key_matches
-from asrpool_router.dispatch import PoolRunner
+from asrpool_router.dispatch import PoolRunner, Timeouts
 from asrpool_router.logic.audio_estimate import (
     COMPRESSED_BYTES_PER_SECOND,
     attempt_timeout_s,
@@ -22,9 +22,11 @@ from asrpool_router.logic.audio_estimate import (
 )
 from asrpool_router.logic.pool import Granted, Pool, PoolPolicy
 from asrpool_router.logic.request import Priority
-from asrpool_router.logic.stats import RequestStats, merge
-from asrpool_router.metrics import RouterMetrics
+from asrpool_router.logic.stats import PoolAccount, pool_stats, router_stats, success_rate
+from asrpool_router.metrics import Accounting
+from asrpool_router.pools import PoolRegistry
 from asrpool_router.settings import RouterSettings
+from asrpool_router.transport import PodTransport
 
 
 def wav_bytes(seconds: float, rate: int = 16_000) -> bytes:
@@ -62,14 +64,22 @@ def test_attempt_timeout_grows_with_audio_and_is_capped():
 
 
 def test_stats_keep_the_seed_shape_and_count_ooms_and_retries():
-    a, b = RequestStats(), RequestStats()
-    a.finished(ok=True)
-    a.attempt_failed("oom")
-    a.retried("oom")
-    a.finished(ok=True)
-    b.finished(ok=False)
-    view = merge([a, b]).view(max_concurrent=4, active_tasks=1)
-    assert view == {
+    a, b = PoolAccount(), PoolAccount()
+    a.finished("ok")
+    a.oom("pod-1")
+    a.retried("oom", "requeue")
+    a.finished("ok")
+    b.finished("gpu_oom")
+    pools = []
+    for model, account in (("x", a), ("y", b)):
+        pool = Pool(model, PoolPolicy(per_pod=2), account=account)
+        pool.upsert_pod("pod-1", "http://pod-1", now=0.0)
+        pools.append(pool)
+    pools[1].submit(audio_seconds=1.0, priority=Priority.INTERACTIVE, now=0.0)
+    body = asdict(router_stats([pool_stats(p.snapshot(0.0), p.account) for p in pools]))
+    seed = ["max_concurrent", "active_tasks", "total_tasks", "failed_tasks", "oom_errors"]
+    assert list(body) == [*seed, "success_rate", "retries", "queue_depth", "pools"]
+    assert {k: body[k] for k in [*seed, "success_rate", "retries"]} == {
         "max_concurrent": 4,
         "active_tasks": 1,
         "total_tasks": 3,
@@ -78,7 +88,14 @@ def test_stats_keep_the_seed_shape_and_count_ooms_and_retries():
         "success_rate": "66.7%",
         "retries": {"oom": 1},
     }
-    assert RequestStats().view(max_concurrent=0, active_tasks=0)["success_rate"] == "100.0%"
+    pool_keys = ["model", "queue_depth", "queue_by_priority", "ejections", "gave_up", "pods"]
+    assert list(body["pools"][0]) == [*seed, "success_rate", "retries", *pool_keys]
+    assert list(body["pools"][0]["pods"][0]) == [
+        "id", "url", "ready", "budget", "max_budget", "in_flight", "in_flight_audio_seconds",
+        "ejected", "ejection_reason", "ejected_for_s", "ejections", "consecutive_failures",
+        "terminating", "reported_slots", "held_by_others",
+    ]  # fmt: skip
+    assert success_rate(0, 0) == "100.0%"
 
 
 def test_bearer_tokens_are_read_strictly():
@@ -108,29 +125,20 @@ def test_auth_on_without_keys_is_a_configuration_error():
 # --- model names: the pool registry ----------------------------------------------------
 
 
-def _registry(**aliases: str):  # type: ignore[no-untyped-def]
-    import random
-
-    from prometheus_client import CollectorRegistry
-
-    from asrpool_router.logic.pool import PoolPolicy
-    from asrpool_router.metrics import RouterMetrics
-    from asrpool_router.pools import PoolRegistry
-
-    registry = PoolRegistry(
-        lambda model: PoolPolicy(),
-        RouterMetrics(CollectorRegistry()),
-        random.Random(0),
-        fixed_aliases=aliases,
+def _runner(model: str, policy: PoolPolicy) -> PoolRunner:
+    return PoolRunner(
+        model, policy, Accounting(CollectorRegistry()), PodTransport(), Timeouts(30, 300)
     )
+
+
+def _registry(**aliases: str) -> PoolRegistry:
+    registry = PoolRegistry(lambda model: PoolPolicy(), _runner, fixed_aliases=aliases)
     registry.ensure("tiny.en")
     registry.ensure("large-v3")
     return registry
 
 
 def test_openai_names_go_to_the_default_pool_and_aliases_to_theirs():
-    from asrpool_contract.wire import OPENAI_TRANSCRIPTION_MODELS
-
     pools = _registry(meetings="large-v3", **{"gpt-4o-transcribe": "large-v3"})
     for name in ("", *OPENAI_TRANSCRIPTION_MODELS):
         expected = "large-v3" if name == "gpt-4o-transcribe" else "tiny.en"
@@ -156,28 +164,31 @@ def test_names_lists_pools_aliases_and_openais_names_once_each():
 
 
 def test_max_concurrent_counts_the_busy_slots_of_pods_in_rotation() -> None:
-    runner = PoolRunner(Pool("tiny.en", PoolPolicy(per_pod=2)), RouterMetrics(CollectorRegistry()))
+    runner = _runner("tiny.en", PoolPolicy(per_pod=2))
     for pod in ("a", "b"):
-        runner.pool.upsert_pod(pod, f"http://{pod}", now=0.0)
+        runner.upsert_pod(pod, f"http://{pod}")
+    # White-box: four slots held without an event loop to run requests on.
+    now = runner.clock()
     grants = [
-        runner.pool.submit(audio_seconds=1.0, priority=Priority.INTERACTIVE, now=0.0)
+        runner._pool.submit(audio_seconds=1.0, priority=Priority.INTERACTIVE, now=now)
         for _ in range(4)
     ]
     assert all(isinstance(g, Granted) for g in grants)
-    snap = runner.snapshot()
-    assert (snap["active_tasks"], snap["max_concurrent"]) == (4, 4)  # full, not 0
-    runner.pool.upsert_pod("b", "http://b", ready=False, now=1.0)
-    assert runner.snapshot()["max_concurrent"] == 2  # a pod out of rotation brings none
+    stats = runner.stats()
+    assert (stats.active_tasks, stats.max_concurrent) == (4, 4)  # full, not 0
+    runner.upsert_pod("b", "http://b", ready=False)
+    assert runner.stats().max_concurrent == 2  # a pod out of rotation brings none
 
 
 def test_stats_live_and_metrics_show_the_queue_by_class_and_live_sessions() -> None:
     app = create_app(RouterSettings(auth=False, per_pod=1))
     state = app.state.router
     runner = state.pools.ensure("tiny.en")
-    now = time.monotonic()  # the runner's clock
-    runner.pool.upsert_pod("tiny-worker-a", "http://10.0.0.7:9000", now=now)
+    runner.upsert_pod("tiny-worker-a", "http://10.0.0.7:9000")
+    # White-box: slots held and tickets waiting with no event loop (and no pod) to serve them.
+    now = runner.clock()
     for priority in (Priority.INTERACTIVE, Priority.INTERACTIVE, Priority.BATCH):
-        runner.pool.submit(audio_seconds=1.0, priority=priority, now=now)  # 1 runs, 2 wait
+        runner._pool.submit(audio_seconds=1.0, priority=priority, now=now)  # 1 runs, 2 wait
     assert state.sessions.open(None) is None
     with TestClient(app) as client:
         page = client.get("/metrics").text
@@ -205,15 +216,14 @@ def test_stats_live_and_metrics_show_the_queue_by_class_and_live_sessions() -> N
 def test_a_router_whose_pods_are_all_busy_is_still_ready():
     # Found by schemathesis: /readyz said 503 no_ready_pods while the only slot was in use,
     # which would take a fully loaded router out of its Service.
-    from asrpool_router.logic.pool import Granted
-    from asrpool_router.logic.request import Priority
-
     pools = _registry()
-    pool = pools.resolve("tiny.en").pool
+    runner = pools.resolve("tiny.en")
     assert not pools.any_ready()  # no pod at all
-    pool.upsert_pod("a", "http://a", now=0.0, load=None)
-    while isinstance(pool.submit(audio_seconds=1.0, priority=Priority.BATCH, now=0.0), Granted):
+    runner.upsert_pod("a", "http://a")
+    # White-box: every slot taken, and a ticket waiting, with no event loop to serve them.
+    pool, now = runner._pool, runner.clock()
+    while isinstance(pool.submit(audio_seconds=1.0, priority=Priority.BATCH, now=now), Granted):
         pass  # every slot taken: the next request queues
     assert pools.any_ready()
-    pool.upsert_pod("a", "http://a", ready=False, now=0.0)
+    pool.upsert_pod("a", "http://a", ready=False, now=now)
     assert not pools.any_ready()

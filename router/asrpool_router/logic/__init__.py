@@ -20,7 +20,8 @@ Scheduling and admission, one concept per module::
     upload_budget.py  bytes all held uploads may take at once (memory + spool files)
     session_slots.py  live sessions open at once, in total and per API key
     errors.py      an attempt's answer → outcome kind (OOM, unreachable, …) and error code
-    retry.py       outcome → retry elsewhere now, back off, or give up
+    retry.py       outcome → wait for a pod that has not failed the request, or give up
+    stats.py       each pool's counts (the one sink) and the /stats snapshots made of them
     rng.py         the randomness seam
 
 Live sessions, one concept per module::
@@ -31,6 +32,6 @@ Live sessions, one concept per module::
     chunking.py    live audio → utterances, cut in pauses (VAD: vad.py)
     pcm.py, g711.py  base64 PCM16 / G.711 → 16 kHz samples, WAV for the pods
 
-The audio-length estimate and the /stats counters live here too, each module with its own
+The audio-length estimate lives here too, each module with its own
 docstring.
 """

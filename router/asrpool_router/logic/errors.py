@@ -2,8 +2,8 @@
 
 The transport shell turns whatever happened on the wire (an HTTP answer, an httpx
 exception) into a plain ``AttemptResult`` and calls ``classify``. ``Pool.release`` feeds
-the kind to the pod's budget and breaker; ``retry.decide`` turns it into retry, back off
-or give up. Low-level failures are mapped here, once.
+the kind to the pod's budget and breaker; ``retry.decide`` turns it into a retry or a
+give-up. Low-level failures are mapped here, once.
 
 The outcome tree::
 

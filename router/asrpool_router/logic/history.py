@@ -1,7 +1,7 @@
 """The last minutes of each pool, for the live dashboard: a bounded ring of samples (pure).
 
 Nothing here counts anything new. Once a second the shell (``live.py``) reads what the router
-already counts into a ``PoolSample``: the pool's ``RequestStats`` (requests finished, failed,
+already counts into a ``PoolSample``: the pool's ``PoolAccount`` (requests finished, failed,
 OOM answers, retries), the latency histogram behind ``asrpool_router_request_seconds``, and
 the snapshot ``/stats`` shows (queue depth, slots in flight). ``History.series`` turns the
 samples into what the plots draw, the way Prometheus would over the same counters:
@@ -10,9 +10,9 @@ samples into what the plots draw, the way Prometheus would over the same counter
     p50, p95 latency     = quantile of the window's histogram increase  (histogram_quantile())
     queue depth, in flight = the sample's own value                            (a gauge)
 
-A counter that goes down (the pool was dropped and made again) counts from zero, as a
-Prometheus counter reset does. The ring holds ``capacity`` samples a pool, so memory is
-bounded whatever the uptime; a pool that is no longer served is forgotten.
+A counter that goes down counts from zero, as a Prometheus counter reset does. The ring
+holds ``capacity`` samples a pool, so memory is bounded whatever the uptime; a pool that is
+no longer served is forgotten.
 """
 
 from __future__ import annotations

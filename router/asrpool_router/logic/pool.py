@@ -40,6 +40,9 @@ Policies, documented choices:
 * Cold start: a ticket submitted while no pod is ready (scaled to zero, or every pod still
   loading its model) waits up to ``cold_start_timeout_s`` instead of ``queue_timeout_s``:
   the autoscaler is bringing a pod up, which for a large model takes minutes.
+* Counts: the attempts' outcomes the pool decides on (OOM answers by pod, retries, give-ups,
+  ejections) go to the ``PoolAccount`` it is given (``stats.py``), the one sink ``/stats``
+  and ``/metrics`` read; the pool keeps no counters of its own.
 * Load integrals for autoscalers: ``snapshot`` reports ``busy_slot_seconds`` (∫ slots in
   flight dt) and ``queued_seconds`` (∫ queue depth dt) since the pool was made, advanced to
   the ``now`` each call is given (levels only change inside calls, so between two calls they
@@ -59,8 +62,8 @@ Policies, documented choices:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from asrpool_contract.pool_spec import Concurrency, Ejection, Retry
 from asrpool_contract.wire import ErrorCode
@@ -76,6 +79,7 @@ from .retry import GiveUp, GiveUpReason, Requeue, RetryPolicy, decide
 from .retry_after import HoldTime, retry_after_s
 from .rng import Rng, SeededRng
 from .scheduler import Scheduler, default_scheduler
+from .stats import PoolAccount
 
 _CONCURRENCY, _RETRY, _EJECTION = Concurrency(), Retry(), Ejection()
 
@@ -85,8 +89,10 @@ __all__ = [
     "GiveUp",
     "GiveUpReason",
     "Granted",
+    "PodSnapshot",
     "Pool",
     "PoolPolicy",
+    "PoolSnapshot",
     "Priority",
     "Queued",
     "Rejected",
@@ -239,19 +245,43 @@ class _Held:
     at_floor: bool
 
 
-@dataclass
-class _Counters:
-    """Totals since start, for metrics."""
+@dataclass(frozen=True)
+class PodSnapshot:
+    """One pod as the pool sees it at the snapshot's ``now``."""
 
-    granted: int = 0
-    queued: int = 0
-    rejected: int = 0
-    expired: int = 0
-    cancelled: int = 0
-    requeued: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-    gave_up: dict[str, int] = field(default_factory=dict)
-    ejections: dict[str, int] = field(default_factory=dict)
+    id: str
+    url: str
+    ready: bool
+    terminating: bool
+    removed: bool  # deleted by discovery, lingering until its slots come back
+    budget: int
+    budget_ceiling: int
+    in_flight: int
+    in_flight_audio_seconds: float
+    ejected: bool
+    breaker: str  # BreakerState
+    ejection_reason: str
+    ejected_for_s: float  # cool-down left
+    ejections: int
+    consecutive_failures: int
+    reported_slots: int | None
+    held_by_others: int
+    accepting: bool  # takes a new request now
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """The pool at ``now``, for ``/stats`` (``stats.pool_stats``) and ``/metrics``."""
+
+    model: str
+    pods: tuple[PodSnapshot, ...]
+    queue_depth: int
+    queue_by_priority: Mapping[str, int]  # realtime, interactive, batch
+    in_flight: int
+    capacity: int  # slots of the pods that could take work, busy or not
+    # The load integrals (see the module docstring).
+    busy_slot_seconds: float
+    queued_seconds: float
 
 
 class Pool:
@@ -263,6 +293,7 @@ class Pool:
         policy: PoolPolicy,
         scheduler: Scheduler | None = None,
         rng: Rng | None = None,
+        account: PoolAccount | None = None,
     ) -> None:
         self.model = model
         self.policy = policy
@@ -280,7 +311,7 @@ class Pool:
         self._busy_slot_s = 0.0
         self._queued_s = 0.0
         self._hold_time = HoldTime(mean_s=policy.initial_hold_s)
-        self.counters = _Counters()
+        self.account = account if account is not None else PoolAccount()
 
     # --- pod membership -------------------------------------------------------------
 
@@ -356,14 +387,12 @@ class Pool:
                 self._requests[ticket] = record
                 return Granted(self._grant(pod, ticket, now))
         if self._queue.full:
-            self.counters.rejected += 1
             if self._capacity(now) == 0:
                 return Rejected(ErrorCode.SERVICE_UNAVAILABLE, None)
             return Rejected(ErrorCode.QUEUE_FULL, self.retry_after(now))
         ticket = self._new_ticket()
         self._requests[ticket] = record
         self._queue.push(Waiter(ticket, request, enqueued_at=now, deadline=now + wait_s))
-        self.counters.queued += 1
         return Queued(ticket)
 
     def release(self, slot: Slot, outcome: OutcomeKind | Outcome, now: float) -> list[Granted]:
@@ -396,6 +425,8 @@ class Pool:
         record = self._requests.get(slot.ticket)
         if held is None or held.slot != slot or record is None:
             raise ValueError(f"slot {slot} is not held")
+        if outcome.kind is OutcomeKind.OOM:
+            self.account.oom(slot.pod_id)
         verdict = self._learn(held, outcome, now)
         record.attempts += 1
         if verdict is PodVerdict.FAULT:
@@ -412,23 +443,22 @@ class Pool:
         )
         if isinstance(decision, GiveUp):
             del self._requests[slot.ticket]
-            reason = decision.reason.value
-            self.counters.gave_up[reason] = self.counters.gave_up.get(reason, 0) + 1
+            self.account.gave_up(decision.reason.value)
             return decision, self._dispatch(now)
         assert isinstance(decision, Requeue)
-        self.counters.requeued += 1
+        failed_over = verdict is PodVerdict.FAULT
+        self.account.retried(outcome.kind.value, "failover" if failed_over else "requeue")
         request = Request(record.audio_seconds, record.priority, record.exclude | decision.exclude)
         self._queue.push(
             Waiter(slot.ticket, request, enqueued_at=now, deadline=decision.deadline),
             admitted=True,
         )
-        return Again(slot.ticket, verdict is PodVerdict.FAULT), self._dispatch(now)
+        return Again(slot.ticket, failed_over), self._dispatch(now)
 
     def cancel(self, ticket: int, now: float | None = None) -> list[Granted]:
         """A waiting ticket's client went away. No-op if unknown or already granted."""
         now = self._tick(now)
         if self._queue.remove(ticket) is not None:
-            self.counters.cancelled += 1
             self._requests.pop(ticket, None)
         return self._dispatch(now)
 
@@ -448,7 +478,6 @@ class Pool:
         for w in waiters:
             record = self._requests.pop(w.ticket, None)
             expired.append(Expired(w.ticket, code, record.attempts if record else 0))
-        self.counters.expired += len(expired)
         return expired
 
     def poll(self, now: float) -> list[Granted]:
@@ -500,58 +529,44 @@ class Pool:
         """The pods, removed-but-draining ones included (read only)."""
         return self._store.list()
 
-    def snapshot(self, now: float | None = None) -> dict[str, Any]:
-        """Plain data for /status and metrics."""
+    def snapshot(self, now: float | None = None) -> PoolSnapshot:
+        """The pool as of ``now``, for ``/stats`` and metrics."""
         now = self._tick(now)
-        pods = [
-            {
-                "id": p.id,
-                "url": p.url,
-                "ready": p.ready,
-                "terminating": p.terminating,
-                "removed": p.removed,
-                "budget": p.budget.capacity,
-                "budget_ceiling": p.budget.policy.ceiling,
-                "in_flight": p.in_flight,
-                "in_flight_audio_seconds": p.in_flight_audio_seconds,
-                "ejected": p.breaker.ejected,
-                "breaker": p.breaker.state.value,
-                "ejection_reason": p.breaker.reason if p.breaker.ejected else "",
-                "ejected_for_s": max(0.0, p.breaker.open_until - now) if p.breaker.ejected else 0.0,
-                "ejections": p.breaker.ejections,
-                "consecutive_failures": p.breaker.failures,
-                "reported_slots": p.reported_slots,
-                "held_by_others": p.others_at(now),
-                "accepting": p.takes_work(now),
-            }
+        pods = tuple(
+            PodSnapshot(
+                id=p.id,
+                url=p.url,
+                ready=p.ready,
+                terminating=p.terminating,
+                removed=p.removed,
+                budget=p.budget.capacity,
+                budget_ceiling=p.budget.policy.ceiling,
+                in_flight=p.in_flight,
+                in_flight_audio_seconds=p.in_flight_audio_seconds,
+                ejected=p.breaker.ejected,
+                breaker=p.breaker.state.value,
+                ejection_reason=p.breaker.reason if p.breaker.ejected else "",
+                ejected_for_s=max(0.0, p.breaker.open_until - now) if p.breaker.ejected else 0.0,
+                ejections=p.breaker.ejections,
+                consecutive_failures=p.breaker.failures,
+                reported_slots=p.reported_slots,
+                held_by_others=p.others_at(now),
+                accepting=p.takes_work(now),
+            )
             for p in self._store
-        ]
-        return {
-            "model": self.model,
-            "pods": pods,
-            "queue_depth": len(self._queue),
-            "queue_by_priority": {
+        )
+        return PoolSnapshot(
+            model=self.model,
+            pods=pods,
+            queue_depth=len(self._queue),
+            queue_by_priority={
                 p.name.lower(): n for p, n in self._queue.depth_by_priority().items()
             },
-            "in_flight": len(self._held),
-            "in_flight_audio_seconds": sum(p.in_flight_audio_seconds for p in self._store),
-            "capacity": self._capacity(now),
-            "free_slots": sum(p.room(now) for p in self._takers(now)),
-            "mean_hold_s": self._hold_time.mean_s,
-            "busy_slot_seconds": self._busy_slot_s,
-            "queued_seconds": self._queued_s,
-            "totals": {
-                "granted": self.counters.granted,
-                "queued": self.counters.queued,
-                "rejected": self.counters.rejected,
-                "expired": self.counters.expired,
-                "cancelled": self.counters.cancelled,
-                "requeued": self.counters.requeued,
-                "outcomes": dict(self.counters.outcomes),
-                "gave_up": dict(self.counters.gave_up),
-                "ejections": dict(self.counters.ejections),
-            },
-        }
+            in_flight=len(self._held),
+            capacity=self._capacity(now),
+            busy_slot_seconds=self._busy_slot_s,
+            queued_seconds=self._queued_s,
+        )
 
     # --- internals ------------------------------------------------------------------
 
@@ -570,8 +585,9 @@ class Pool:
         return self._last_ticket
 
     def _takers(self, now: float) -> list[PodState]:
-        # The hard conditions are checked here, not only by the scheduler's filters, so a
-        # custom scheduler can never break the budget or send to an ejected pod.
+        # The hard conditions (ready, not terminating, room, not ejected: ``takes_work``)
+        # are checked here and only here: the scheduler sees no other pod, so no strategy
+        # can break a budget or send to an ejected pod.
         return self._store.list(lambda pod: pod.takes_work(now))
 
     def _capacity(self, now: float) -> int:
@@ -579,13 +595,7 @@ class Pool:
         return sum(p.limit for p in self._store if p.schedulable and p.breaker.admits(now))
 
     def _pick(self, request: Request, now: float) -> PodState | None:
-        takers = self._takers(now)
-        if not takers:
-            return None
-        pod = self.scheduler.pick(takers, request, now)
-        if pod is None or pod.id in request.exclude or not pod.takes_work(now):
-            return None
-        return pod
+        return self.scheduler.pick(_untried(self._takers(now), request), request, now)
 
     def _grant(self, pod: PodState, ticket: int, now: float) -> Slot:
         record = self._requests[ticket]
@@ -601,7 +611,6 @@ class Pool:
         pod.acquire(record.audio_seconds)
         pod.breaker.on_grant(ticket, now)
         self._held[ticket] = _Held(slot, now, pod.budget.epoch, at_floor)
-        self.counters.granted += 1
         return slot
 
     def _learn(self, held: _Held, outcome: Outcome, now: float) -> PodVerdict:
@@ -609,7 +618,6 @@ class Pool:
         slot = held.slot
         del self._held[slot.ticket]
         kind = outcome.kind
-        self.counters.outcomes[kind.value] = self.counters.outcomes.get(kind.value, 0) + 1
         verdict = pod_verdict(outcome, budget_at_floor=held.at_floor)
         pod = self._store.get(slot.pod_id)
         if pod is not None:
@@ -624,7 +632,7 @@ class Pool:
                 pod
             ):
                 pod.breaker.eject(now, kind.value)
-                self.counters.ejections[kind.value] = self.counters.ejections.get(kind.value, 0) + 1
+                self.account.ejected(kind.value)
             self._store.forget_if_drained(pod.id)
         if kind is not OutcomeKind.CANCELLED:
             self._hold_time.observe(now - held.granted_at)
@@ -658,7 +666,7 @@ class Pool:
                 takers = self._takers(now)
                 if not takers:
                     return False
-            if self.scheduler.candidates(takers, waiter.request, now):
+            if self.scheduler.candidates(_untried(takers, waiter.request), waiter.request, now):
                 return True
         return False
 
@@ -676,3 +684,8 @@ class Pool:
             self._queue.remove(waiter.ticket)
             grants.append(Granted(self._grant(pod, waiter.ticket, now)))
         return grants
+
+
+def _untried(pods: list[PodState], request: Request) -> list[PodState]:
+    """The pods the request has not failed on: a retry lands somewhere else."""
+    return [pod for pod in pods if pod.id not in request.exclude]

@@ -1,7 +1,7 @@
 """The randomness seam of the decision core.
 
-Code in ``logic`` never imports ``random``: whoever needs chance (the power-of-two picker,
-the retry backoff jitter) takes an ``Rng``. The shell passes ``random.Random()``; tests
+Code in ``logic`` never imports ``random``: whoever needs chance (the power-of-two picker)
+takes an ``Rng``. The shell passes ``random.Random()``; tests
 pass a seeded one. ``SeededRng`` is the fallback when nobody injects anything, so a
 ``Pool`` built without an rng is still deterministic and reproducible.
 """

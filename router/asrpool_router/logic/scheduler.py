@@ -1,22 +1,16 @@
 """The scheduler: filter → score → pick, composed from plugins.
 
 ``Pool`` calls ``pick`` to place a new request or a waiting ticket and ``candidates`` to
-answer "is there room for this request?". ``default_scheduler`` is the pipeline the
-router runs unless configured otherwise.
+answer "is there room for this request?", always over the pods that may take it (the hard
+conditions are the pool's, ``Pool._takers``): filters are for preferences beyond those.
+``default_scheduler`` is the pipeline the router runs unless configured otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .plugins import (
-    ExcludeTriedFilter,
-    FreeSlotFilter,
-    LeastOutstandingAudioScorer,
-    NotEjectedFilter,
-    PowerOfTwoPicker,
-    ReadyFilter,
-)
+from .plugins import LeastOutstandingAudioScorer, PowerOfTwoPicker
 from .pods import PodState
 from .request import Request
 from .rng import Rng
@@ -71,9 +65,9 @@ class Scheduler:
 
 
 def default_scheduler(rng: Rng) -> Scheduler:
-    """Ready, not ejected, a free slot, not already tried; least audio in flight; p2c."""
+    """Least audio in flight, power of two choices (over the pods the pool offers)."""
     return Scheduler(
-        filters=[ReadyFilter(), NotEjectedFilter(), FreeSlotFilter(), ExcludeTriedFilter()],
+        filters=[],
         scorers=[(LeastOutstandingAudioScorer(), 1.0)],
         picker=PowerOfTwoPicker(rng),
     )

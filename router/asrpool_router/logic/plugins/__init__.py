@@ -1,25 +1,14 @@
 """Scheduling plugins, one strategy per file.
 
-Filters: ``ReadyFilter``, ``NotEjectedFilter``, ``FreeSlotFilter``, ``ExcludeTriedFilter``.
 Scorers: ``LeastOutstandingAudioScorer``.
 Pickers: ``PowerOfTwoPicker``, ``MaxScorePicker``.
+No filter is needed by default: ``Pool`` hands the scheduler only the pods that may take the
+request (ready, not terminating, with room, not ejected, not failed by it already).
 ``scheduler.default_scheduler`` wires the default pipeline from them.
 """
 
-from .exclude_tried_filter import ExcludeTriedFilter
-from .free_slot_filter import FreeSlotFilter
 from .least_outstanding_audio_scorer import LeastOutstandingAudioScorer
 from .max_score_picker import MaxScorePicker
-from .not_ejected_filter import NotEjectedFilter
 from .power_of_two_picker import PowerOfTwoPicker
-from .ready_filter import ReadyFilter
 
-__all__ = [
-    "ExcludeTriedFilter",
-    "FreeSlotFilter",
-    "LeastOutstandingAudioScorer",
-    "MaxScorePicker",
-    "NotEjectedFilter",
-    "PowerOfTwoPicker",
-    "ReadyFilter",
-]
+__all__ = ["LeastOutstandingAudioScorer", "MaxScorePicker", "PowerOfTwoPicker"]
