@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from asrpool_worker.app import create_app
 from asrpool_worker.engine import WhisperEngine
 from asrpool_worker.settings import WorkerSettings
+from tests.support.stub_whisper import hello_answer
 
 
 class OomOnceModel:
@@ -31,19 +32,7 @@ class OomOnceModel:
         self.calls += 1
         if self.calls == 2:  # the first call is the warm-up
             raise RuntimeError("CUDA failed with error out of memory")
-        segment = SimpleNamespace(
-            text=" hello",
-            start=0.0,
-            end=1.0,
-            no_speech_prob=0.01,
-            seek=0,
-            tokens=[1],
-            temperature=0.0,
-            avg_logprob=-0.1,
-            compression_ratio=1.0,
-            words=None,
-        )
-        return iter([segment]), SimpleNamespace(language="en", duration=1.0)
+        return hello_answer()
 
 
 def stub_engine(settings: WorkerSettings) -> WhisperEngine:

@@ -24,6 +24,7 @@ from asrpool_contract.wire import AsrpoolError, ErrorCode
 from asrpool_worker.app import create_app
 from asrpool_worker.engine import WhisperEngine
 from asrpool_worker.settings import WorkerSettings
+from tests.support.stub_whisper import hello_answer
 
 LONG_CLIP_SECONDS = 2  # decoded while the test holds it, so that another request overlaps
 
@@ -48,19 +49,7 @@ class StubModel:
                 assert self.hold.wait(10), "the test never let the long decode end"
             elif self.full:
                 raise RuntimeError("CUDA failed with error out of memory")
-        segment = SimpleNamespace(
-            text=" hello",
-            start=0.0,
-            end=1.0,
-            no_speech_prob=0.01,
-            seek=0,
-            tokens=[1],
-            temperature=0.0,
-            avg_logprob=-0.1,
-            compression_ratio=1.0,
-            words=None,
-        )
-        return iter([segment]), SimpleNamespace(language="en", duration=1.0)
+        return hello_answer()
 
 
 class FullGpu:

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from asrpool_worker.app import create_app
 from asrpool_worker.engine import WhisperEngine
 from asrpool_worker.settings import WorkerSettings
+from tests.support.stub_whisper import hello_answer
 
 
 class RecordingModel:
@@ -36,19 +37,9 @@ class RecordingModel:
     def transcribe(self, samples: np.ndarray, **kwargs: Any) -> tuple[Any, Any]:
         if samples.any():  # the warm-up decodes silence: not a request's decode
             self.calls.append(kwargs)
-        segment = SimpleNamespace(
-            text=" hello",
-            start=0.0,
-            end=1.0,
-            no_speech_prob=0.01,
-            seek=0,
-            tokens=[1],
-            temperature=0.0,
-            avg_logprob=-0.1,
-            compression_ratio=1.0,
-            words=None,
-        )
-        return iter([segment]), SimpleNamespace(language=kwargs["language"], duration=1.0)
+        segments, info = hello_answer()
+        info.language = kwargs["language"]
+        return segments, info
 
 
 def wav() -> bytes:
