@@ -51,13 +51,15 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.peers import venvs
+from bench.results import Results
 from tests.support.fault_backend import Mode, fault_backend
 from tests.support.procs import ONE_DECODE_FITS, ServerProcess, router, workers
 from tests.support.speech import SENTENCES, synthesize
 
 SEED_RETRY_DELAYS_S = (5, 10, 20)
 FAULT_AT_S = 3.0
-LITELLM_VENV = Path.home() / ".cache" / "asrpool" / "bench" / "litellm-venv"
+LITELLM = venvs.PEERS["litellm"]
 LITELLM_CLIENT = Path(__file__).parent / "peers" / "litellm_client.py"
 
 
@@ -166,11 +168,13 @@ async def burst(
     return result
 
 
-def post(client: httpx.AsyncClient, url: str, audio: bytes):  # type: ignore[no-untyped-def]
-    return client.post(f"{url}/v1/audio/transcriptions", files={"file": ("a.wav", audio)})
+async def post(client: httpx.AsyncClient, url: str, audio: bytes) -> httpx.Response:
+    return await client.post(f"{url}/v1/audio/transcriptions", files={"file": ("a.wav", audio)})
 
 
-def run_asrpool(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def run_asrpool(
+    tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace
+) -> Result:
     with backends(tmp, scenario) as (urls, pods), router(tmp, urls, *scenario.router_args) as r:
 
         async def send(client: httpx.AsyncClient, i: int) -> str | None:
@@ -183,7 +187,7 @@ def run_asrpool(tmp: Path, scenario: Scenario, clips: list[bytes], args: argpars
         return result
 
 
-def run_seed(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def run_seed(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace) -> Result:
     with backends(tmp, scenario, queue_inside=True) as (urls, pods):
         semaphore = asyncio.Semaphore(2)
         next_url = itertools.cycle(urls)
@@ -214,16 +218,15 @@ def run_seed(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.N
         return result
 
 
-def run_litellm(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    python = LITELLM_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "litellm"], check=True)
+def run_litellm(
+    tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace
+) -> Result:
+    python = LITELLM.python
     paths = []
     for i, clip in enumerate(clips):
-        path = tmp / f"clip-{i}.wav"
-        path.write_bytes(clip)
-        paths.append(str(path))
+        clip_path = tmp / f"clip-{i}.wav"
+        clip_path.write_bytes(clip)
+        paths.append(str(clip_path))
     with backends(tmp, scenario, queue_inside=True) as (urls, pods):
         cmd = [str(python), str(LITELLM_CLIENT), "--requests", str(args.requests)]
         cmd += ["--clients", str(args.clients)]
@@ -254,9 +257,27 @@ def main() -> None:
     )
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     parser.add_argument("--peer", action="append", choices=sorted(PEERS))
+    parser.add_argument("--json", type=Path, help="also write the numbers here (bench/results.py)")
+    parser.add_argument(
+        "--no-install-peers",
+        dest="install_peers",
+        action="store_false",
+        help="a peer whose virtualenv is missing is reported unavailable, not installed",
+    )
     args = parser.parse_args()
     scenarios = [SCENARIOS[s] for s in (args.scenario or SCENARIOS)]
     peers = args.peer or list(PEERS)
+    results = Results(
+        "fault_matrix",
+        {"requests": args.requests, "clients": args.clients, "fault_at_s": FAULT_AT_S,
+         "scenarios": [s.name for s in scenarios]},
+    )  # fmt: skip
+    if "litellm" in peers:
+        ok, why = venvs.ensure(LITELLM, install=args.install_peers)
+        if not ok:
+            results.peer_unavailable("litellm", why)
+            print(f"litellm unavailable: {why}", flush=True)
+            peers.remove("litellm")
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         clips = [
@@ -267,6 +288,15 @@ def main() -> None:
         for scenario in scenarios:
             for peer in peers:
                 result = PEERS[peer](tmp, scenario, clips, args)
+                results.add(
+                    peer,
+                    {"scenario": scenario.name},
+                    {"success_pct": result.success, "p50_s": result.p(0.5),
+                     "p99_s": result.p(0.99), "wall_s": result.wall_s,
+                     "errors": len(result.errors)},
+                    {"latency_s": result.latencies},
+                )  # fmt: skip
+                results.write(args.json)
                 print(
                     f"{scenario.name:<16} {peer:<8} {result.success:7.1f}% "
                     f"{result.p(0.5):6.1f}s {result.p(0.99):6.1f}s {result.wall_s:6.1f}s"

@@ -22,20 +22,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import Results
 from tests.support.procs import LocalPool, start_local
 from tests.support.realtime_client import DELTA, open_session, read_wav16
 from tests.support.speech import SENTENCES, synthesize, word_error_rate
 
 
-def recording(tmp: Path) -> Path:
-    """The six sentences twice, with the pauses of speech: about 48 s."""
-    once = synthesize(" ".join(SENTENCES.values()), tmp / "once.wav")
+def recording(tmp: Path, sentences: int = len(SENTENCES)) -> Path:
+    """The six sentences (or the first ``sentences``) twice, with the pauses of speech: ~48 s."""
+    once = synthesize(" ".join(list(SENTENCES.values())[:sentences]), tmp / "once.wav")
     path = tmp / "recording.wav"
     subprocess.run(["sox", str(once), str(once), str(path)], check=True)
     return path
@@ -52,7 +54,7 @@ def first_word_end(pool: LocalPool, path: Path) -> tuple[float, str]:
     return float(answer["words"][0]["end"]), str(answer["text"])
 
 
-def one_stream(pool: LocalPool, samples: np.ndarray, word_end_s: float) -> dict[str, float]:
+def one_stream(pool: LocalPool, samples: np.ndarray, word_end_s: float) -> dict[str, Any]:
     session = open_session(pool.url, pool.api_key)
     started = session.stream(samples, speed=1.0)
     finals = session.finish(timeout=300)
@@ -61,10 +63,11 @@ def one_stream(pool: LocalPool, samples: np.ndarray, word_end_s: float) -> dict[
     gaps = np.diff(times) if len(times) > 1 else np.array([float("nan")])
     return {
         "first": times[0] - (started + word_end_s) if times else float("nan"),
+        "gaps": gaps.tolist(),
         "gap_median": float(np.median(gaps)),
         "gap_p95": float(np.percentile(gaps, 95)),
         "partials": float(len(times)),
-        "finals_text": " ".join(finals),  # type: ignore[dict-item]
+        "finals_text": " ".join(finals),
     }
 
 
@@ -72,15 +75,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sentences", type=int, default=len(SENTENCES), help="in the recording")
+    parser.add_argument("--json", type=Path, help="also write the numbers here (bench/results.py)")
     args = parser.parse_args()
+    results = Results("realtime", {"streams": args.streams, "workers": args.workers})
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        path = recording(tmp)
+        path = recording(tmp, args.sentences)
         samples = read_wav16(path)
         pool = start_local(tmp, workers=args.workers)
         try:
             word_end, offline = first_word_end(pool, path)
-            reference = " ".join([" ".join(SENTENCES.values())] * 2)
+            reference = " ".join([" ".join(list(SENTENCES.values())[: args.sentences])] * 2)
             offline_wer = word_error_rate(reference, offline)
             print(f"{samples.size / 16_000:.0f} s recording, first word ends at {word_end:.2f} s;")
             print(f"offline WER {offline_wer:.3f}; {args.workers} workers, 2 cores")
@@ -96,6 +102,15 @@ def main() -> None:
                     word_error_rate(reference, str(r["finals_text"])) for r in runs
                 )
                 print(f"{n:>7} {first:10.2f}s {p50:7.2f}s {p95:7.2f}s {wer:6.3f}", flush=True)
+                results.add(
+                    "asrpool",
+                    {"streams": n},
+                    {"first_text_s": first, "gap_p50_s": p50, "gap_p95_s": p95, "wer": wer,
+                     "offline_wer": offline_wer},
+                    {"first_text_s": [float(r["first"]) for r in runs],
+                     "gap_s": [g for r in runs for g in r["gaps"]]},
+                )  # fmt: skip
+                results.write(args.json)
         finally:
             pool.proc.stop()
 
