@@ -72,7 +72,8 @@ SCENARIOS = [
         "worker, a login page and a 502, a hung pod, a SIGSTOPped worker; "
         "`bench/fault_matrix.py`). Peers on fresh backends of the same kind, same burst, same "
         "fault times: asrpool's router, the seed's policy (semaphore of 2, OOM retried on the "
-        "same backend after 5/10/20 s), LiteLLM's Router (3 retries, cooldowns).",
+        "same backend after 5/10/20 s), LiteLLM's Router (3 retries, cooldowns) as a library and "
+        "as its proxy (every backend a deployment of one model).",
         {
             "smoke": [
                 ["fault_matrix.py", "--requests", "6", "--clients", "2", "--scenario", "oom_pod"]
@@ -173,7 +174,9 @@ SCENARIOS = [
         "the first text's delay after the first spoken word ends, the gaps between partials, "
         "the final WER. asrpool: `asrpool local --workers 2` (`bench/realtime_latency.py`); "
         "peers WhisperLive and WhisperLiveKit on the same tiny.en directory, CPU "
-        "(`bench/realtime_peers.py`), each server alone on the machine while measured.",
+        "(`bench/realtime_peers.py`), each server alone on the machine while measured. A "
+        "first text at or below 0 s is a partial that already showed the first word before "
+        "its end by the offline timestamps.",
         {
             "smoke": [
                 ["realtime_latency.py", "--streams", "1", "--sentences", "1"],

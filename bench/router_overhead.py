@@ -40,6 +40,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.peers import venvs
+from bench.peers.litellm_proxy import BENCH_KEY, litellm_proxy
 from bench.results import Results
 from tests.support.procs import ServerProcess, free_port
 
@@ -86,24 +87,6 @@ PROXY = """
       proxy_set_header Connection ""; }}
   }}
 """
-LITELLM_CONFIG = """
-model_list:
-  - model_name: whisper-1
-    litellm_params:
-      model: openai/whisper-1
-      api_base: http://127.0.0.1:{backend}/v1
-      api_key: unused
-    model_info:
-      mode: audio_transcription
-router_settings:
-  num_retries: 3
-  allowed_fails: 1
-  cooldown_time: 5
-general_settings:
-  master_key: {key}
-"""
-# LiteLLM's proxy refuses to start without a master key; the others ignore the header.
-BENCH_KEY = "sk-asrpool-bench-0123456789abcdef"
 
 
 @dataclass
@@ -213,22 +196,8 @@ def peer(name: str, tmp: Path, backend: str) -> Iterator[list[str]]:
     elif name == "litellm":
         if not LITELLM.exists():
             raise SystemExit(f"no {LITELLM}: python -m bench.peers.venvs litellm")
-        port = free_port()
-        config = tmp / "litellm.yaml"
-        config.write_text(LITELLM_CONFIG.format(backend=backend.rsplit(":", 1)[1], key=BENCH_KEY))
-        log = (tmp / "litellm.log").open("wb")
-        litellm = subprocess.Popen(
-            [str(LITELLM), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(f"http://127.0.0.1:{port}/health/liveliness", timeout_s=180)
-            yield [f"http://127.0.0.1:{port}"]
-        finally:
-            litellm.terminate()
-            litellm.wait(20)
-            log.close()
+        with litellm_proxy(tmp, [backend]) as url:
+            yield [url]
     else:
         raise ValueError(name)
 
