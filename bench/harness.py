@@ -17,17 +17,19 @@ Run: .venv/bin/python bench/harness.py [--profile smoke|full] [--repeat N] [--sc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -212,6 +214,7 @@ SCENARIOS = [
             Column("p50_s", "p50 s"),
             Column("p99_s", "p99 s"),
             Column("success_pct", "success %", "{:.1f}", "higher"),
+            Column("wer", "WER", "{:.3f}"),
         ),
         ratio=("clips_per_s", "p99_s"),
     ),
@@ -298,15 +301,11 @@ def run_scenario(sc: Scenario, profile: str, repeat: int, work: Path) -> Outcome
             t0 = time.monotonic()
             why = None
             with log.open("w") as log_file:
-                try:
-                    done = subprocess.run(
-                        cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
-                        timeout=sc.timeout_s[profile],
-                    )  # fmt: skip
-                    if done.returncode != 0:
-                        why = f"exit status {done.returncode}: {tail(log)}"
-                except subprocess.TimeoutExpired:
-                    why = f"timed out after {sc.timeout_s[profile]} s: {tail(log)}"
+                code = run_bounded(cmd, log_file, sc.timeout_s[profile])
+            if code is None:
+                why = f"timed out after {sc.timeout_s[profile]} s: {tail(log)}"
+            elif code != 0:
+                why = f"exit status {code}: {tail(log)}"
             print(f"    {time.monotonic() - t0:.0f} s{'; ' + why if why else ''}", flush=True)
             if why:
                 outcome.failures.append(f"run {r}, `{script}`: {why}")
@@ -323,6 +322,29 @@ def run_scenario(sc: Scenario, profile: str, repeat: int, work: Path) -> Outcome
     outcome.seconds = time.monotonic() - started
     outcome.load_after = os.getloadavg()[0]
     return outcome
+
+
+def run_bounded(cmd: list[str], log_file: IO[str], timeout_s: float) -> int | None:
+    """Its exit status, or None when it ran past ``timeout_s`` and was stopped.
+
+    Stopped with SIGTERM first (bench/results.py makes that unwind the script, so its
+    servers and peers stop too), then SIGKILL for its whole process group.
+    """
+    proc = subprocess.Popen(
+        cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+    )
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        return None
 
 
 def tail(log: Path, lines: int = 4) -> str:
@@ -354,13 +376,15 @@ def machine(load_before: tuple[float, float, float], peers: dict[str, str]) -> d
         return (done.stdout + done.stderr).strip().splitlines()[0] if done else "?"
 
     mem_kb = first("/proc/meminfo", "MemTotal").split()[0]
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    commit_shown = commit.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
     load_after = os.getloadavg()
     info = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "asrpool commit": commit or "?",
+        "asrpool commit": commit_shown or "?",
         "CPU": first("/proc/cpuinfo", "model name"),
         "cores": str(os.cpu_count()),
         "memory": f"{int(mem_kb) / 1024**2:.1f} GiB" if mem_kb.isdigit() else "?",

@@ -12,7 +12,8 @@ of them, ``--clients`` at a time) through the ``/v1/audio/transcriptions`` endpo
   VAD on: what asrpool's workers use for a json answer). It decodes in its event loop, one
   request at a time a process; the kernel spreads connections over the processes.
 
-Reported per peer: throughput (clips/s over the burst), p50 and p99 latency, success rate.
+Reported per peer: throughput (clips/s over the burst), p50 and p99 latency, success rate,
+and the mean WER of the answers (the same model and options should read the same).
 Everything listens on 127.0.0.1 and the burst is bounded in count and time.
 
 Run: .venv/bin/python bench/plain_serving.py [--workers 2] [--requests 24] [--clients 4]
@@ -39,7 +40,7 @@ from bench.peers import venvs
 from bench.peers.process import peer_process
 from bench.results import Results, quantile
 from tests.support.procs import free_port, start_local
-from tests.support.speech import SENTENCES, synthesize
+from tests.support.speech import SENTENCES, synthesize, word_error_rate
 
 FWS = venvs.PEERS["faster-whisper-server"]
 FWS_CONFIG = """\
@@ -72,9 +73,12 @@ def faster_whisper_server(tmp: Path, workers: int) -> Iterator[str]:
 
 async def burst(
     url: str, headers: dict[str, str], clips: list[bytes], n: int, clients: int
-) -> tuple[list[float], list[str], float]:
+) -> tuple[list[float], list[str], float, list[float]]:
+    """(latencies, errors, wall, WER of each answer against its sentence)."""
     latencies: list[float] = []
     errors: list[str] = []
+    wers: list[float] = []
+    references = list(SENTENCES.values())
     gate = asyncio.Semaphore(clients)
 
     async def one(client: httpx.AsyncClient, i: int) -> None:
@@ -87,8 +91,10 @@ async def burst(
                     files={"file": ("clip.wav", clips[i % len(clips)])},
                     data={"model": "whisper-1", "response_format": "json"},
                 )
-                ok = resp.status_code == 200 and isinstance(resp.json().get("text"), str)
-                error = None if ok else f"HTTP {resp.status_code}"
+                text = resp.json().get("text") if resp.status_code == 200 else None
+                error = None if isinstance(text, str) else f"HTTP {resp.status_code}"
+                if isinstance(text, str):
+                    wers.append(word_error_rate(references[i % len(references)], text))
             except (httpx.HTTPError, ValueError) as exc:
                 error = type(exc).__name__
             if error is None:
@@ -108,7 +114,7 @@ async def burst(
         started = time.monotonic()
         await asyncio.gather(*(one(client, i) for i in range(n)))
         wall = time.monotonic() - started
-    return latencies, errors, wall
+    return latencies, errors, wall, wers
 
 
 def main() -> None:
@@ -131,7 +137,7 @@ def main() -> None:
             synthesize(text, tmp / f"{name}.wav").read_bytes() for name, text in SENTENCES.items()
         ]
         print(f"{args.requests} clips of 3-5 s, {args.clients} at a time, {args.workers} workers")
-        print(f"{'peer':<22} {'clips/s':>8} {'p50':>7} {'p99':>7} {'success':>8}")
+        print(f"{'peer':<22} {'clips/s':>8} {'p50':>7} {'p99':>7} {'success':>8} {'WER':>6}")
         for peer in peers:
             with contextlib.ExitStack() as stack:
                 if peer == "asrpool":
@@ -145,14 +151,15 @@ def main() -> None:
                         print(f"{peer:<22} unavailable: {why}", flush=True)
                         continue
                     url, headers = stack.enter_context(faster_whisper_server(tmp, args.workers)), {}
-                lat, errors, wall = asyncio.run(
+                lat, errors, wall, wers = asyncio.run(
                     burst(url, headers, clips, args.requests, args.clients)
                 )
             success = 100.0 * len(lat) / args.requests
             rate = len(lat) / wall if wall else math.nan
             p50, p99 = quantile(lat, 0.5), quantile(lat, 0.99)
+            wer = sum(wers) / len(wers) if wers else math.nan
             print(
-                f"{peer:<22} {rate:8.2f} {p50:6.2f}s {p99:6.2f}s {success:7.1f}%"
+                f"{peer:<22} {rate:8.2f} {p50:6.2f}s {p99:6.2f}s {success:7.1f}% {wer:6.3f}"
                 + (f"  errors: {errors[0]}" if errors else ""),
                 flush=True,
             )
@@ -160,7 +167,7 @@ def main() -> None:
                 peer,
                 {"workers": args.workers, "clients": args.clients},
                 {"clips_per_s": rate, "p50_s": p50, "p99_s": p99, "success_pct": success,
-                 "wall_s": wall},
+                 "wall_s": wall, "wer": wer},
                 {"latency_s": lat},
             )  # fmt: skip
             results.write(args.json)

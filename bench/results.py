@@ -17,7 +17,9 @@ One file per run of one script::
     }
 
 ``bench/harness.py`` runs the scripts, repeats them and reads these files back; the scripts
-still print their tables as before.
+still print their tables as before. Every script imports this module, which makes SIGTERM
+(the harness's time limit) unwind the script like Ctrl-C does, so that the servers and peers
+it started are stopped by their ``finally`` blocks instead of left running.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 @dataclass

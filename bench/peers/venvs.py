@@ -12,12 +12,15 @@ Run: python -m bench.peers.venvs [--check] [NAME …]   (install, or only report
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path.home() / ".cache" / "asrpool" / "bench"
+# ASRPOOL_BENCH_PEERS: somewhere else (another disk; or an empty folder, to see how the
+# harness reports peers it may not install).
+ROOT = Path(os.environ.get("ASRPOOL_BENCH_PEERS") or Path.home() / ".cache" / "asrpool" / "bench")
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,14 @@ def ensure(peer: Peer, *, install: bool = True) -> tuple[bool, str]:
     if have == peer.version:
         return True, f"{peer.requirement} in {shown(peer.venv)}"
     if not install:
-        return False, f"{peer.requirement} is not installed in {shown(peer.venv)} (have {have})"
+        why = f"{peer.requirement} is not installed in {shown(peer.venv)}"
+        if have is not None:
+            why += f" (it has {have})"
+        log = ROOT / f"{peer.name}-install.log"
+        if log.exists() and log.stat().st_size:
+            last = " ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+            why += f"; the last install attempt said: {shown_in(last)[-400:]}"
+        return False, why
     ROOT.mkdir(parents=True, exist_ok=True)
     if not peer.python.exists():
         made = subprocess.run(
@@ -107,7 +117,7 @@ def ensure(peer: Peer, *, install: bool = True) -> tuple[bool, str]:
         )
     if done.returncode != 0:
         tail = " ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
-        return False, f"pip install {peer.requirement} failed: {tail[-500:]}"
+        return False, f"pip install {peer.requirement} failed: {shown_in(tail)[-500:]}"
     return True, f"installed {peer.requirement} in {shown(peer.venv)}"
 
 
