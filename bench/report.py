@@ -164,7 +164,7 @@ def plots(outcome: Outcome, aggs: list[Aggregate], out_dir: Path, profile: str) 
         return []
     plt = _plt()
     sc = outcome.scenario
-    tag = " (SIMULATED GPU pool)" if sc.simulated else ""
+    tag = " (SIMULATED GPU pool)" if sc.simulated and "SIMULATED" not in sc.title else ""
     tag += " — smoke run" if profile == "smoke" else ""
     made: list[Path] = []
     group_keys = list(dict.fromkeys(k for a in aggs for k in a.group))
@@ -212,7 +212,7 @@ def plots(outcome: Outcome, aggs: list[Aggregate], out_dir: Path, profile: str) 
         ax.invert_yaxis()
         ax.set_xlim(0, 105)
         ax.set_xlabel("success % (median over runs)")
-        ax.set_title(f"{sc.title}: success rate{tag}", fontsize=10)
+        ax.set_title(f"{sc.title}: success rate{tag}", fontsize=9, wrap=True)
         for i, v in enumerate(values):
             ax.text(min(v, 100) + 1, i, f"{v:.0f}%", va="center", fontsize=7)
         made.append(_save(fig, out_dir / f"{sc.name}-success.png"))
@@ -233,6 +233,9 @@ def plots(outcome: Outcome, aggs: list[Aggregate], out_dir: Path, profile: str) 
                 if xs:
                     ax.plot(xs, ys, marker="o", label=label)
             col = next((c for c in sc.columns if c.metric == metric), None)
+            xs_all = [float(a.group[axis]) for a in aggs if axis in a.group]
+            if xs_all and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 10:
+                ax.set_xscale("log")
             ax.set_xlabel(axis)
             ax.set_ylabel(col.label if col else metric)
             ax.grid(alpha=0.3)

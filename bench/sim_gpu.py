@@ -67,9 +67,9 @@ class WaitingEngine(WhisperEngine):
         offset = opts.offset_s
         seconds = samples.size / SAMPLE_RATE - offset
         head = Transcript("en", offset + seconds, [], opts.task)
-        return head, self._segments(offset, seconds)
+        return head, self._waits(offset, seconds)
 
-    def _segments(self, offset: float, seconds: float) -> Iterator[Segment]:
+    def _waits(self, offset: float, seconds: float) -> Iterator[Segment]:
         index, start = 0, 0.0
         while start < seconds:
             end = min(seconds, start + 10.0)
