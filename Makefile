@@ -8,7 +8,8 @@ PORT   ?= 8000
 WORKERS ?= 2
 
 .PHONY: run test lint unit integration fuzz k8s k8s-tools images image-tarballs \
-	cluster-up cluster-down cluster-status e2e-kind system-deps install clean
+	cluster-up cluster-down cluster-status e2e-kind system-deps install clean \
+	bench bench-smoke bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +93,29 @@ cluster-status: install
 ## make e2e-kind: the tests/cluster suite on a kind cluster (needs kind and docker)
 e2e-kind: install k8s-tools image-tarballs
 	./scripts/e2e-kind.sh
+
+## make bench: the benchmark harness (bench/harness.py --profile full): installs the peers
+## (PyPI, each in its own virtualenv under ~/.cache/asrpool/bench; Debian's wrk, nginx,
+## PortAudio), runs every scenario --repeat times (BENCH_ARGS, e.g. "--repeat 5 --scenario
+## realtime") and writes docs/BENCHMARKS.md and docs/bench/*.png. Hours on 2 cores. Never
+## part of `make test`; its exit status says whether the harness ran, not how fast we are.
+## make bench-smoke: the same in a tiny configuration (minutes): proves it all works.
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	rm -f $(VENV)/.bench-installed-*
+	touch $@
+
+bench-deps: $(BENCH_STAMP)
+	./scripts/ensure-bench-packages.sh
+
+bench: bench-deps
+	$(BIN)/python bench/harness.py --profile full $(BENCH_ARGS)
+
+bench-smoke: bench-deps
+	$(BIN)/python bench/harness.py --profile smoke $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

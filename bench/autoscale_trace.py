@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asrpool_operator.logic.spec import Autoscaling
+from bench.results import Results
 from tests.support.autoscale_sim import HpaRule, OperatorRule, Phase, Result, simulate
 
 PER_POD = 2
@@ -49,7 +50,10 @@ def main() -> int:
         help="the operator's scaleToZeroDelaySeconds (default 900; the HPA has none: 300)",
     )  # fmt: skip
     p.add_argument("--target", type=float, default=1.5, help="in flight a pod (default 1.5)")
+    p.add_argument("--json", type=Path, help="also write the numbers here (bench/results.py)")
     args = p.parse_args()
+    results = Results("autoscale", {k: v for k, v in vars(args).items() if k != "json"})
+    results.notes.append("SIMULATED pool (tests/support/autoscale_sim.py): simulated time.")
     policy = Autoscaling(
         min_replicas=0, max_replicas=16, target_in_flight_per_pod=args.target,
         scale_to_zero_delay_s=args.zero_delay,
@@ -68,7 +72,17 @@ def main() -> int:
                     for s in seeds
                 ]
                 print(_row(name, "Poisson" if noisy else "fluid", runs))
+                mean = statistics.fmean
+                results.add(
+                    runs[0].rule,
+                    {"scenario": name, "arrivals": "Poisson" if noisy else "fluid"},
+                    {"pod_seconds": mean(r.pod_seconds for r in runs),
+                     "p99_wait_s": mean(r.p99_wait() for r in runs),
+                     "scale_events": mean(r.scale_events for r in runs),
+                     "max_pods": mean(r.max_replicas() for r in runs)},
+                )  # fmt: skip
         print()
+    results.write(args.json)
     return 0
 
 

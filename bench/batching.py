@@ -39,6 +39,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import Results, quantile
 from tests.support.procs import ServerProcess, free_port
 from tests.support.speech import SENTENCES, synthesize
 
@@ -140,7 +141,10 @@ def main() -> None:
     parser.add_argument("--cpu-threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--batch-window-ms", type=float, default=10.0)
+    parser.add_argument("--json", type=Path, help="also write the numbers here (bench/results.py)")
     args = parser.parse_args()
+    results = Results("batching", {k: v for k, v in vars(args).items() if k != "json"})
+    results.baseline = "off"
     # Stopped with SIGTERM, still stop the workers (the finally blocks of start()).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     slots = max(args.clients)
@@ -185,7 +189,20 @@ def main() -> None:
                             a != b for a, b in zip(texts["off"], texts["on"], strict=True)
                         )
                     for mode in ("off", "on"):
-                        print(f"{kind:<8} N={n:<3} {mode:<4}| {tallies[mode].row(n)}", flush=True)
+                        t = tallies[mode]
+                        print(f"{kind:<8} N={n:<3} {mode:<4}| {t.row(n)}", flush=True)
+                        results.add(
+                            mode,
+                            {"kind": kind, "clients": n},
+                            {"clips_per_s": n / statistics.median(t.walls),
+                             "p50_s": quantile(t.latencies, 0.5),
+                             "p99_s": quantile(t.latencies, 0.99),
+                             "cpu_s_per_clip": statistics.median(t.cpu),
+                             "windows_per_call": t.windows / t.calls if t.calls else 1.0,
+                             "mismatches": mismatches},
+                            {"latency_s": t.latencies},
+                        )  # fmt: skip
+                        results.write(args.json)
                     if mismatches:
                         print(f"  !! {mismatches} answers differ between on and off", flush=True)
     print(f"# load average {os.getloadavg()[0]:.1f} at the end", flush=True)

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import httpx
@@ -45,9 +46,12 @@ def cpu_s(proc: ServerProcess) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def encode(samples: np.ndarray, path: Path, codec: str, rate: int, layout: str, **opts) -> Path:  # type: ignore[no-untyped-def]
+def encode(
+    samples: np.ndarray, path: Path, codec: str, rate: int, layout: str, **opts: Any
+) -> Path:
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=rate, layout=layout, **opts)
+        assert isinstance(stream, av.AudioStream)
         resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = 16_000

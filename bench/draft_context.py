@@ -26,7 +26,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +58,7 @@ def short_draft(engine: WhisperEngine, samples: np.ndarray) -> str:
     return engine.transcribe(samples, DecodeOptions(timestamps=False, draft=True)).text
 
 
-def timed(fn, *args) -> tuple[float, str]:  # type: ignore[no-untyped-def]
+def timed(fn: Callable[..., str], *args: object) -> tuple[float, str]:
     start = time.process_time()
     text = fn(*args)
     return time.process_time() - start, text
@@ -94,7 +96,7 @@ def main() -> int:
                     whole_wer["short"].append(word_error_rate(SENTENCES[name], short))
                 else:
                     cut_disagreement.append(word_error_rate(window, short))
-    result = {
+    result: dict[str, Any] = {
         "decodes_each": len(cost["short"]),
         "cpu_s_median": {k: statistics.median(v) for k, v in cost.items()},
         "cpu_s_p90": {k: p90(v) for k, v in cost.items()},

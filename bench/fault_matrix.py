@@ -21,10 +21,12 @@ Peers, each on fresh backends of the same kind, the same burst (``--requests`` c
   timeout (``--seed-timeout``, 60 s; the seed's own 300 s would only be slower);
 * ``litellm``: LiteLLM's Router (every backend a deployment, ``num_retries=3``,
   ``allowed_fails=1``, ``cooldown_time=5``, a 30 s timeout), in its own virtualenv made
-  under ~/.cache/asrpool/bench on first use (``bench/peers/litellm_client.py``).
+  under ~/.cache/asrpool/bench on first use (``bench/peers/litellm_client.py``);
+* ``litellm-proxy``: the same settings in LiteLLM's proxy (``bench/peers/litellm_proxy.py``),
+  every backend a deployment of one model, the burst sent to it over HTTP as to asrpool.
 
 Run: .venv/bin/python bench/fault_matrix.py [--requests 40] [--clients 6]
-     [--scenario NAME …] [--peer asrpool|seed|litellm …]
+     [--scenario NAME …] [--peer asrpool|seed|litellm|litellm-proxy …]
 Prints one row per scenario and peer. Not part of ``make test``.
 """
 
@@ -51,13 +53,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.peers import venvs
+from bench.peers.litellm_proxy import BENCH_KEY, litellm_proxy
+from bench.results import Results
 from tests.support.fault_backend import Mode, fault_backend
 from tests.support.procs import ONE_DECODE_FITS, ServerProcess, router, workers
 from tests.support.speech import SENTENCES, synthesize
 
 SEED_RETRY_DELAYS_S = (5, 10, 20)
 FAULT_AT_S = 3.0
-LITELLM_VENV = Path.home() / ".cache" / "asrpool" / "bench" / "litellm-venv"
+LITELLM = venvs.PEERS["litellm"]
 LITELLM_CLIENT = Path(__file__).parent / "peers" / "litellm_client.py"
 
 
@@ -166,11 +171,13 @@ async def burst(
     return result
 
 
-def post(client: httpx.AsyncClient, url: str, audio: bytes):  # type: ignore[no-untyped-def]
-    return client.post(f"{url}/v1/audio/transcriptions", files={"file": ("a.wav", audio)})
+async def post(client: httpx.AsyncClient, url: str, audio: bytes) -> httpx.Response:
+    return await client.post(f"{url}/v1/audio/transcriptions", files={"file": ("a.wav", audio)})
 
 
-def run_asrpool(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def run_asrpool(
+    tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace
+) -> Result:
     with backends(tmp, scenario) as (urls, pods), router(tmp, urls, *scenario.router_args) as r:
 
         async def send(client: httpx.AsyncClient, i: int) -> str | None:
@@ -183,7 +190,7 @@ def run_asrpool(tmp: Path, scenario: Scenario, clips: list[bytes], args: argpars
         return result
 
 
-def run_seed(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def run_seed(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace) -> Result:
     with backends(tmp, scenario, queue_inside=True) as (urls, pods):
         semaphore = asyncio.Semaphore(2)
         next_url = itertools.cycle(urls)
@@ -214,16 +221,15 @@ def run_seed(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.N
         return result
 
 
-def run_litellm(tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    python = LITELLM_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "litellm"], check=True)
+def run_litellm(
+    tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace
+) -> Result:
+    python = LITELLM.python
     paths = []
     for i, clip in enumerate(clips):
-        path = tmp / f"clip-{i}.wav"
-        path.write_bytes(clip)
-        paths.append(str(path))
+        clip_path = tmp / f"clip-{i}.wav"
+        clip_path.write_bytes(clip)
+        paths.append(str(clip_path))
     with backends(tmp, scenario, queue_inside=True) as (urls, pods):
         cmd = [str(python), str(LITELLM_CLIENT), "--requests", str(args.requests)]
         cmd += ["--clients", str(args.clients)]
@@ -238,7 +244,42 @@ def run_litellm(tmp: Path, scenario: Scenario, clips: list[bytes], args: argpars
     return Result(out["latencies"], out["errors"], out["wall_s"])
 
 
-PEERS = {"asrpool": run_asrpool, "seed": run_seed, "litellm": run_litellm}
+def run_litellm_proxy(
+    tmp: Path, scenario: Scenario, clips: list[bytes], args: argparse.Namespace
+) -> Result:
+    with (
+        backends(tmp, scenario, queue_inside=True) as (urls, pods),
+        litellm_proxy(tmp, urls, name=f"litellm-{scenario.name}") as url,
+    ):
+        headers = {"Authorization": f"Bearer {BENCH_KEY}"}
+
+        async def send(client: httpx.AsyncClient, i: int) -> str | None:
+            resp = await client.post(
+                f"{url}/v1/audio/transcriptions",
+                headers=headers,
+                files={"file": ("a.wav", clips[i % len(clips)])},
+                data={"model": "whisper-1"},
+            )
+            if resp.status_code != 200:
+                return f"{resp.status_code}"
+            try:
+                resp.json()["text"]
+            except (ValueError, KeyError, TypeError):
+                return "not a transcript"
+            return None
+
+        join = inject_faults(scenario, pods)
+        result = asyncio.run(burst(send, args.requests, args.clients))
+        join()
+        return result
+
+
+PEERS = {
+    "asrpool": run_asrpool,
+    "seed": run_seed,
+    "litellm": run_litellm,
+    "litellm-proxy": run_litellm_proxy,
+}
 
 
 def main() -> None:
@@ -254,21 +295,49 @@ def main() -> None:
     )
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     parser.add_argument("--peer", action="append", choices=sorted(PEERS))
+    parser.add_argument("--json", type=Path, help="also write the numbers here (bench/results.py)")
+    parser.add_argument(
+        "--no-install-peers",
+        dest="install_peers",
+        action="store_false",
+        help="a peer whose virtualenv is missing is reported unavailable, not installed",
+    )
     args = parser.parse_args()
     scenarios = [SCENARIOS[s] for s in (args.scenario or SCENARIOS)]
     peers = args.peer or list(PEERS)
+    results = Results(
+        "fault_matrix",
+        {"requests": args.requests, "clients": args.clients, "fault_at_s": FAULT_AT_S,
+         "scenarios": [s.name for s in scenarios]},
+    )  # fmt: skip
+    if {"litellm", "litellm-proxy"} & set(peers):
+        ok, why = venvs.ensure(LITELLM, install=args.install_peers)
+        for name in ("litellm", "litellm-proxy"):
+            if not ok and name in peers:
+                results.peer_unavailable(name, why)
+                print(f"{name} unavailable: {why}", flush=True)
+                peers.remove(name)
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         clips = [
             synthesize(text, tmp / f"{name}.wav").read_bytes() for name, text in SENTENCES.items()
         ]
         print(f"{args.requests} requests, {args.clients} at a time, faults at {FAULT_AT_S:g} s")
-        print(f"{'scenario':<16} {'peer':<8} {'success':>8} {'p50':>7} {'p99':>7} {'wall':>7}")
+        print(f"{'scenario':<16} {'peer':<13} {'success':>8} {'p50':>7} {'p99':>7} {'wall':>7}")
         for scenario in scenarios:
             for peer in peers:
                 result = PEERS[peer](tmp, scenario, clips, args)
+                results.add(
+                    peer,
+                    {"scenario": scenario.name},
+                    {"success_pct": result.success, "p50_s": result.p(0.5),
+                     "p99_s": result.p(0.99), "wall_s": result.wall_s,
+                     "errors": len(result.errors)},
+                    {"latency_s": result.latencies},
+                )  # fmt: skip
+                results.write(args.json)
                 print(
-                    f"{scenario.name:<16} {peer:<8} {result.success:7.1f}% "
+                    f"{scenario.name:<16} {peer:<13} {result.success:7.1f}% "
                     f"{result.p(0.5):6.1f}s {result.p(0.99):6.1f}s {result.wall_s:6.1f}s"
                     + (f"  errors: {statistics.mode(result.errors)}" if result.errors else ""),
                     flush=True,

@@ -3,11 +3,13 @@
 * **simulated GPU pool** (``bench/sim_gpu.py``: our worker, an engine that waits
   audio/--speed seconds; labelled simulated): a 10-minute file on 1, 2, 4 and 8 pods;
 * **real workers** (bundled tiny.en on this machine's 2 cores, one thread each): a
-  4-minute file on 1 and 2 workers.
+  4-minute file on 1 and 2 workers (``--real-seconds 600 --real-pods 1 4``: issue #14's
+  10-minute file on 1 and 4 pods).
 
 The same router each time, with ``--shard-min-seconds 60`` (cut) and ``0`` (one pod).
 
 Run: .venv/bin/python bench/long_files.py [--pods 1 2 4 8] [--speed 30] [--skip-real]
+     [--sim-seconds 600] [--real-seconds 240] [--real-pods 1 2] [--json PATH]
 Not part of ``make test``.
 """
 
@@ -26,6 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import Results
 from tests.support.procs import ServerProcess, free_port, router, workers
 from tests.support.speech import SENTENCES, synthesize
 
@@ -40,6 +43,11 @@ def long_clip(tmp: Path, seconds: float) -> Path:
     path = tmp / f"long-{int(seconds)}.wav"
     subprocess.run(["sox", *[str(one)] * repeats, str(path)], check=True)
     return path
+
+
+def minutes(path: Path) -> float:
+    out = subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True)
+    return float(out.stdout) / 60
 
 
 @contextlib.contextmanager
@@ -72,7 +80,7 @@ def timed(url: str, clip: Path) -> float:
     return time.monotonic() - started
 
 
-def compare(tmp: Path, urls: list[str], clip: Path, label: str) -> None:
+def compare(tmp: Path, urls: list[str], clip: Path, label: str) -> tuple[float, float]:
     with router(tmp, urls, "--per-pod", "1", "--shard-min-seconds", "0", name="whole") as r:
         whole = timed(r.url, clip)
     with router(tmp, urls, "--per-pod", "1", name="cut") as r:
@@ -82,6 +90,7 @@ def compare(tmp: Path, urls: list[str], clip: Path, label: str) -> None:
         f"×{whole / cut:4.2f}",
         flush=True,
     )
+    return whole, cut
 
 
 def main() -> None:
@@ -89,21 +98,38 @@ def main() -> None:
     parser.add_argument("--pods", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--speed", type=float, default=30.0)
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--sim-seconds", type=float, default=600, help="the simulated pool's file")
+    parser.add_argument("--real-seconds", type=float, default=240, help="the real workers' file")
+    parser.add_argument("--real-pods", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--json", type=Path, help="also write the numbers here (bench/results.py)")
     args = parser.parse_args()
+    results = Results("long_files", {k: v for k, v in vars(args).items() if k != "json"})
+    results.baseline = "one pod"
+
+    def record(pool: str, n: int, file_min: float, whole: float, cut: float) -> None:
+        group = {"pool": pool, "pods": n, "file_min": file_min}
+        results.add("one pod", group, {"wall_s": whole})
+        results.add("cut across the pool", group, {"wall_s": cut, "speedup": whole / cut})
+        results.write(args.json)
+
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        ten_minutes = long_clip(tmp, 600)
+        sim_file = long_clip(tmp, args.sim_seconds)
+        sim_min = round(minutes(sim_file), 1)
         for n in args.pods:
             with sim_pods(tmp, n, args.speed) as pods:
-                label = f"simulated GPU ×{args.speed:g}, {n} pod(s), 10 min"
-                compare(tmp, [p.url for p in pods], ten_minutes, label)
+                label = f"simulated GPU ×{args.speed:g}, {n} pod(s), {sim_min:g} min"
+                whole, cut = compare(tmp, [p.url for p in pods], sim_file, label)
+                record(f"SIMULATED GPU x{args.speed:g}", n, sim_min, whole, cut)
         if not args.skip_real:
-            four_minutes = long_clip(tmp, 240)
-            for n in (1, 2):
+            real_file = long_clip(tmp, args.real_seconds)
+            real_min = round(minutes(real_file), 1)
+            for n in args.real_pods:
                 with workers(tmp, n) as pods:
-                    compare(
-                        tmp, [p.url for p in pods], four_minutes, f"tiny.en, {n} worker(s), 4 min"
-                    )
+                    label = f"tiny.en, {n} worker(s), {real_min:g} min"
+                    whole, cut = compare(tmp, [p.url for p in pods], real_file, label)
+                    record("tiny.en on CPU", n, real_min, whole, cut)
+    results.write(args.json)
 
 
 if __name__ == "__main__":

@@ -37,14 +37,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import Results
 from tests.support.procs import LocalPool, start_local
 from tests.support.realtime_client import COMPLETED, DELTA, open_session, read_wav16
 from tests.support.speech import SENTENCES, synthesize, word_error_rate
 
 
-def recording(tmp: Path, repeat: int) -> Path:
-    """The six sentences ``repeat`` times, with the pauses of speech: about 24 s each."""
-    once = synthesize(" ".join(SENTENCES.values()), tmp / "once.wav")
+def spoken(sentences: int) -> str:
+    return " ".join(list(SENTENCES.values())[:sentences])
+
+
+def recording(tmp: Path, repeat: int, sentences: int = len(SENTENCES)) -> Path:
+    """The six sentences (or the first ``sentences``) ``repeat`` times: about 24 s each."""
+    once = synthesize(spoken(sentences), tmp / "once.wav")
     path = tmp / "recording.wav"
     subprocess.run(["sox", *[str(once)] * repeat, str(path)], check=True)
     return path
@@ -116,15 +121,18 @@ def main() -> None:
     parser.add_argument(
         "--with-upload", action="store_true", help="a batch upload alongside each round"
     )
+    parser.add_argument("--sentences", type=int, default=len(SENTENCES), help="in the recording")
+    parser.add_argument("--json", type=Path, help="also write the numbers here (bench/results.py)")
     args = parser.parse_args()
+    results = Results("realtime", {"streams": args.streams, "workers": args.workers})
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        path = recording(tmp, args.repeat)
+        path = recording(tmp, args.repeat, args.sentences)
         samples = read_wav16(path)
         pool = start_local(tmp, workers=args.workers)
         try:
             word_end, offline = first_word_end(pool, path)
-            reference = " ".join([" ".join(SENTENCES.values())] * args.repeat)
+            reference = " ".join([spoken(args.sentences)] * args.repeat)
             offline_wer = word_error_rate(reference, offline)
             print(f"{samples.size / 16_000:.0f} s recording, first word ends at {word_end:.2f} s;")
             print(f"offline WER {offline_wer:.3f}; {args.workers} workers, {os.cpu_count()} cores")
@@ -157,6 +165,15 @@ def main() -> None:
                 if upload_s is not None:
                     line += f" {upload_s:6.1f}s"
                 print(line, flush=True)
+                results.add(
+                    "asrpool",
+                    {"streams": n},
+                    {"first_text_s": first, "gap_p50_s": p50, "gap_p95_s": p95,
+                     "lag_p50_s": lag50, "lag_p95_s": lag95, "wer": wer,
+                     "offline_wer": offline_wer},
+                    {"first_text_s": [r.first for r in runs], "lag_s": lags},
+                )  # fmt: skip
+                results.write(args.json)
         finally:
             pool.proc.stop()
 

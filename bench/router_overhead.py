@@ -39,9 +39,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.peers import venvs
+from bench.peers.litellm_proxy import BENCH_KEY, litellm_proxy
+from bench.results import Results
 from tests.support.procs import ServerProcess, free_port
 
-LITELLM = Path.home() / ".cache" / "asrpool" / "bench" / "litellm-venv" / "bin" / "litellm"
+LITELLM_PEER = venvs.PEERS["litellm"]
+LITELLM = LITELLM_PEER.bin("litellm")
 BOUNDARY = "----asrpoolbench"
 PATH = "/v1/audio/transcriptions"
 
@@ -83,24 +87,6 @@ PROXY = """
       proxy_set_header Connection ""; }}
   }}
 """
-LITELLM_CONFIG = """
-model_list:
-  - model_name: whisper-1
-    litellm_params:
-      model: openai/whisper-1
-      api_base: http://127.0.0.1:{backend}/v1
-      api_key: unused
-    model_info:
-      mode: audio_transcription
-router_settings:
-  num_retries: 3
-  allowed_fails: 1
-  cooldown_time: 5
-general_settings:
-  master_key: {key}
-"""
-# LiteLLM's proxy refuses to start without a master key; the others ignore the header.
-BENCH_KEY = "sk-asrpool-bench-0123456789abcdef"
 
 
 @dataclass
@@ -209,23 +195,9 @@ def peer(name: str, tmp: Path, backend: str) -> Iterator[list[str]]:
             yield urls
     elif name == "litellm":
         if not LITELLM.exists():
-            raise SystemExit(f"no {LITELLM}: pip install 'litellm[proxy]' in that virtualenv")
-        port = free_port()
-        config = tmp / "litellm.yaml"
-        config.write_text(LITELLM_CONFIG.format(backend=backend.rsplit(":", 1)[1], key=BENCH_KEY))
-        log = (tmp / "litellm.log").open("wb")
-        proc = subprocess.Popen(
-            [str(LITELLM), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(f"http://127.0.0.1:{port}/health/liveliness", timeout_s=180)
-            yield [f"http://127.0.0.1:{port}"]
-        finally:
-            proc.terminate()
-            proc.wait(20)
-            log.close()
+            raise SystemExit(f"no {LITELLM}: python -m bench.peers.venvs litellm")
+        with litellm_proxy(tmp, [backend]) as url:
+            yield [url]
     else:
         raise ValueError(name)
 
@@ -234,6 +206,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--clients", type=int, action="append")
+    parser.add_argument("--json", type=Path, help="also write the numbers here (bench/results.py)")
+    parser.add_argument(
+        "--no-install-peers",
+        dest="install_peers",
+        action="store_false",
+        help="a peer whose virtualenv is missing is reported unavailable, not installed",
+    )
     parser.add_argument(
         "--peer",
         action="append",
@@ -245,6 +224,11 @@ def main() -> None:
             raise SystemExit(f"{tool} is missing: apt-get install wrk nginx-light")
     levels = args.clients or [1, 10, 100, 500]
     peers = args.peer or ["backend", "nginx", "asrpool", "asrpool x2", "litellm"]
+    results = Results("router_overhead", {"seconds": args.seconds, "clients": levels})
+    results.notes.append(
+        "wrk posts a 32 KB multipart upload (a 1 s wav) through each proxy to nginx answering "
+        "a fixed transcript at once: what is measured is the proxy."
+    )
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         (tmp / "body.bin").write_bytes(upload_body())
@@ -259,10 +243,23 @@ def main() -> None:
         with nginx(tmp, "backend", BACKEND.format(port=port), port) as backend:
             print(f"{'peer':<11} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} errors")
             for name in peers:
+                if name == "litellm":
+                    ok, why = venvs.ensure(LITELLM_PEER, install=args.install_peers)
+                    if not ok:
+                        results.peer_unavailable(name, why)
+                        print(f"{name:<11} unavailable: {why}", flush=True)
+                        continue
                 with peer(name, tmp, backend) as urls:
                     measure(urls, 10, 2, script)  # warm connections and caches
                     for clients in levels:
                         row = measure(urls, clients, args.seconds, script)
+                        results.add(
+                            name,
+                            {"clients": clients},
+                            {"rps": row.rps, "p50_ms": row.p50_ms, "p99_ms": row.p99_ms,
+                             "errors": row.errors},
+                        )  # fmt: skip
+                        results.write(args.json)
                         print(
                             f"{name:<11} {clients:>7} {row.rps:8.0f} {row.p50_ms:8.2f} "
                             f"{row.p99_ms:8.2f} {row.errors}",

@@ -31,6 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import Results
 from tests.support.procs import ONE_DECODE_FITS, router, workers
 from tests.support.speech import SENTENCES, synthesize
 
@@ -118,6 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=12)
     parser.add_argument("--clip", type=Path, help="wav to send (default: synthesized speech)")
+    parser.add_argument("--json", type=Path, help="also write the numbers here (bench/results.py)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -133,8 +135,21 @@ def main() -> None:
         f"{args.clients} clients, one {len(audio) / 32000:.0f} s clip each, 3 workers "
         "that fit one decode at a time"
     )
-    for res in (ours, seed_one, seed_all):
+    results = Results("router_vs_seed", {"clients": args.clients, "clip_s": len(audio) / 32000})
+    for res, peer in ((ours, "asrpool"), (seed_one, "seed, one worker"), (seed_all, "seed, 3 rr")):
         print(res.row(None if res is ours else ours))
+        lat = res.latencies
+        results.add(
+            peer,
+            {"workers": 3},
+            {"success_pct": 100 * len(lat) / (len(lat) + res.failures),
+             "wall_s": res.wall_s,
+             "p50_s": statistics.median(lat) if lat else float("nan"),
+             "p95_s": statistics.quantiles(lat, n=20)[-1] if len(lat) >= 2 else float("nan"),
+             "oom_answers": res.oom_answers},
+            {"latency_s": lat},
+        )  # fmt: skip
+    results.write(args.json)
 
 
 if __name__ == "__main__":

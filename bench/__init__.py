@@ -1,0 +1,1 @@
+"""Benchmarks (bench/README.md): never part of `make test`."""

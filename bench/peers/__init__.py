@@ -1,0 +1,1 @@
+"""The peers the benchmarks measure asrpool against: their virtualenvs, servers, clients."""
