@@ -103,9 +103,16 @@ def test_every_dashboard_query_reads_series_the_router_worker_and_operator_expor
         with concurrent.futures.ThreadPoolExecutor(2) as ex:
             answers = list(ex.map(post, [clip.path, clip.path]))
         assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
-        bad = tmp_path / "bad.wav"
-        bad.write_bytes(b"not audio" * 100)
-        assert post(bad).status_code == 400  # a permanent error: gave up, not retried
+        # A permanent error from the pod: gave up, not retried. (An undecodable file would
+        # not do: the router refuses it itself, before any pod.) The pool's English-only
+        # model refuses German.
+        german = httpx.post(
+            f"{r.url}/v1/audio/transcriptions",
+            files={"file": (clip.path.name, clip.path.read_bytes())},
+            data={"language": "de"},
+            timeout=180,
+        )
+        assert german.status_code == 400, german.text
         model = httpx.get(f"{r.url}/stats").json()["pools"][0]["model"]
 
         # The operator, reading this router's load for an autoscaled pool of its model.
