@@ -29,28 +29,4 @@ have docker-compose || need+=(docker-compose)
 have debootstrap || need+=(debootstrap)
 have openssl || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
-
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
-    echo "missing packages: ${need[*]} (run as root, or: apt-get install ${need[*]})" >&2
-    exit 1
-  fi
-else
-  SUDO=
-fi
-echo "installing ${need[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-# Installing must not start anything: Debian's docker.io and containerd would otherwise start
-# machine-wide daemons (with their own bridge and iptables rules) where an init system runs.
-# A policy-rc.d that says "no" is the documented way; one already there is left alone.
-POLICY=/usr/sbin/policy-rc.d
-if [ ! -e "$POLICY" ]; then
-  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
-  $SUDO chmod 755 "$POLICY"
-  trap '$SUDO rm -f "$POLICY"' EXIT
-fi
-install() { $SUDO apt-get install -y -q "${need[@]}" >/dev/null; }
-install 2>/dev/null || {
-  $SUDO apt-get update -q >/dev/null
-  install
-}
+exec "$(dirname "$0")/apt-install.sh" "${need[@]}"
