@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.peers import realtime_clients, venvs
 from bench.peers.process import PeerProcess, peer_process
-from bench.realtime_latency import recording
+from bench.realtime_latency import recording, spoken
 from bench.results import Results
 from tests.support.procs import free_port
 from tests.support.realtime_client import read_wav16
@@ -117,10 +117,10 @@ def main() -> None:
     results = Results("realtime", {"streams": args.streams, "sentences": args.sentences})
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        path = recording(tmp, args.sentences)
+        path = recording(tmp, 2, args.sentences)  # twice, as realtime_latency.py's default
         samples = read_wav16(path)
         word_end = first_word_end(path)
-        reference = " ".join([" ".join(list(SENTENCES.values())[: args.sentences])] * 2)
+        reference = " ".join([spoken(args.sentences)] * 2)
         print(f"{samples.size / RATE:.0f} s recording, first word ends at {word_end:.2f} s")
         print(f"{'peer':<15} {'streams':>7} {'first text':>11} {'gap p50':>8} {'gap p95':>8} WER")
         for peer in args.peer or PEERS:
