@@ -9,6 +9,10 @@ piece is decoded both ways, alternating, ``--rounds`` times:
 - ``short``: the worker's draft path (``asrpool_worker/drafts.py``): the audio plus 1 s of
   silence, at least 6 s, greedy, with a token budget and loops trimmed.
 
+And each whole sentence as a live session's final (beam 5, VAD, the session's prompt), both
+ways: ``window`` on the 30 s window (``--short-context drafts``), ``short`` on its own length
+plus 2 s, at least 20 s (the default, ``live``).
+
 Reported: median and p90 CPU seconds per decode (process time: steadier than the wall on a
 shared machine), the ratio, and the word error rate of each against the sentence for the
 whole sentences and against each other for the cut ones (drafts are superseded by finals,
@@ -58,6 +62,16 @@ def short_draft(engine: WhisperEngine, samples: np.ndarray) -> str:
     return engine.transcribe(samples, DecodeOptions(timestamps=False, draft=True)).text
 
 
+PROMPT = "Earlier in this session we talked about offices, libraries and the city next spring."
+
+
+def live_final(engine: WhisperEngine, samples: np.ndarray, setting: str) -> str:
+    engine.short_context = setting
+    return engine.transcribe(
+        samples, DecodeOptions(timestamps=False, live=True, prompt=PROMPT)
+    ).text
+
+
 def timed(fn: Callable[..., str], *args: object) -> tuple[float, str]:
     start = time.process_time()
     text = fn(*args)
@@ -83,8 +97,14 @@ def main() -> int:
     cost: dict[str, list[float]] = {"window": [], "short": []}
     whole_wer: dict[str, list[float]] = {"window": [], "short": []}
     cut_disagreement: list[float] = []
+    final_cost: dict[str, list[float]] = {"window": [], "short": []}
+    final_wer: dict[str, list[float]] = {"window": [], "short": []}
     for _ in range(args.rounds):
         for name, samples in clips.items():
+            for path, setting in (("window", "drafts"), ("short", "live")):
+                spent, text = timed(live_final, engine, samples, setting)
+                final_cost[path].append(spent)
+                final_wer[path].append(word_error_rate(SENTENCES[name], text))
             for cut in CUTS:
                 piece = samples[: int(samples.size * cut)]
                 t_window, window = timed(window_draft, engine, piece)
@@ -104,6 +124,10 @@ def main() -> int:
         "whole_sentence_wer": {k: statistics.mean(v) for k, v in whole_wer.items()},
         "cut_piece_wer_short_vs_window": statistics.mean(cut_disagreement),
         "samples_cpu_s": cost,
+        "final_cpu_s_median": {k: statistics.median(v) for k, v in final_cost.items()},
+        "final_speedup_median": statistics.median(final_cost["window"])
+        / statistics.median(final_cost["short"]),
+        "final_wer": {k: statistics.mean(v) for k, v in final_wer.items()},
     }
     print("| path | CPU s per partial, median | p90 | WER, whole sentences |")
     print("|---|---|---|---|")
@@ -116,6 +140,10 @@ def main() -> int:
         f"\nshort is {result['speedup_median']:.1f}x cheaper (median); on the cut pieces the "
         f"two paths' words differ by WER {result['cut_piece_wer_short_vs_window']:.3f}"
     )
+    print("\n| live final | CPU s, median | WER |")
+    print("|---|---|---|")
+    for k in ("window", "short"):
+        print(f"| {k} | {result['final_cpu_s_median'][k]:.3f} | {result['final_wer'][k]:.3f} |")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

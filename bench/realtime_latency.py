@@ -71,6 +71,9 @@ class StreamRun:
     first: float  # first text's delay after the first word's end, s
     gap_median: float
     gap_p95: float
+    # The same, between partials of one utterance: how often the text moves while someone
+    # speaks (the gaps above also span the pauses between utterances, where none can come).
+    speaking_gaps: list[float]
     # A partial's latency: its arrival after the end of the audio it read was spoken.
     latencies: list[float]
     partials: int
@@ -87,6 +90,10 @@ def one_stream(pool: LocalPool, samples: np.ndarray, word_end_s: float) -> Strea
     times = [r.at for r in session.of(DELTA)]
     latencies = [r.at - (started + r.event["audio_end_ms"] / 1000) for r in session.of(DELTA)]
     gaps = np.diff(times) if len(times) > 1 else np.array([float("nan")])
+    by_item: dict[str, list[float]] = {}
+    for r in session.of(DELTA):
+        by_item.setdefault(r.event["item_id"], []).append(r.at)
+    speaking = [float(g) for ts in by_item.values() for g in np.diff(ts)]
     completed = {r.event["item_id"] for r in session.of(COMPLETED)}
     # The server never sends an item's partial after its final (the test checks that).
     with_partials = {r.event["item_id"] for r in session.of(DELTA)} & completed
@@ -94,6 +101,7 @@ def one_stream(pool: LocalPool, samples: np.ndarray, word_end_s: float) -> Strea
         first=times[0] - (started + word_end_s) if times else float("nan"),
         gap_median=float(np.median(gaps)),
         gap_p95=float(np.percentile(gaps, 95)),
+        speaking_gaps=speaking,
         latencies=latencies,
         partials=len(times),
         items=len(completed),
@@ -138,7 +146,7 @@ def main() -> None:
             print(f"offline WER {offline_wer:.3f}; {args.workers} workers, {os.cpu_count()} cores")
             print(
                 f"{'streams':>7} {'first text':>11} {'gap p50':>8} {'gap p95':>8} "
-                f"{'lag p50':>8} {'lag p95':>8} {'partials min-max':>16} "
+                f"{'lag p50':>8} {'lag p95':>8} {'speaking p50/p95':>16} {'partials min-max':>16} "
                 f"{'items w/ partial':>16} {'WER':>6}"
                 + (f" {'upload':>7}" if args.with_upload else "")
             )
@@ -153,6 +161,8 @@ def main() -> None:
                 p95 = max(r.gap_p95 for r in runs)
                 lags = [lag for r in runs for lag in r.latencies]
                 lag50, lag95 = (float(np.percentile(lags, q)) for q in (50, 95))
+                speaking = [g for r in runs for g in r.speaking_gaps] or [float("nan")]
+                sp50, sp95 = (float(np.percentile(speaking, q)) for q in (50, 95))
                 fewest, most = min(r.partials for r in runs), max(r.partials for r in runs)
                 shown = sum(r.items_with_partials for r in runs) / max(
                     1, sum(r.items for r in runs)
@@ -160,7 +170,8 @@ def main() -> None:
                 wer = statistics.mean(word_error_rate(reference, r.finals_text) for r in runs)
                 line = (
                     f"{n:>7} {first:10.2f}s {p50:7.2f}s {p95:7.2f}s {lag50:7.2f}s {lag95:7.2f}s "
-                    f"{f'{fewest}-{most}':>16} {shown:15.0%} {wer:6.3f}"
+                    f"{f'{sp50:.2f}/{sp95:.2f}s':>16} {f'{fewest}-{most}':>16} "
+                    f"{shown:15.0%} {wer:6.3f}"
                 )
                 if upload_s is not None:
                     line += f" {upload_s:6.1f}s"
@@ -169,7 +180,8 @@ def main() -> None:
                     "asrpool",
                     {"streams": n},
                     {"first_text_s": first, "gap_p50_s": p50, "gap_p95_s": p95,
-                     "lag_p50_s": lag50, "lag_p95_s": lag95, "wer": wer,
+                     "lag_p50_s": lag50, "lag_p95_s": lag95, "speaking_gap_p50_s": sp50,
+                     "speaking_gap_p95_s": sp95, "wer": wer,
                      "offline_wer": offline_wer},
                     {"first_text_s": [r.first for r in runs], "lag_s": lags},
                 )  # fmt: skip

@@ -46,6 +46,8 @@ RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 STREAMABLE = ("json", "text")
 # asrpool's own form field (other servers ignore it): this is a live partial, speed first.
 DRAFT_FIELD = "asrpool_draft"
+# And this: a live session's final (an utterance the router cut at speech).
+LIVE_FIELD = "asrpool_live"
 DIARIZATION = "asrpool's pools transcribe; they do not tell speakers apart (no diarization)"
 
 LanguageCode = Annotated[
@@ -144,6 +146,11 @@ class AudioForm(BaseModel):
         False,
         description="asrpool: a live partial that will be superseded: greedy decoding, "
         "no VAD pass.",
+    )
+    asrpool_live: bool = Field(
+        False,
+        description="asrpool: a live session's final, one utterance the router cut at "
+        "speech: the worker may encode it on its own length (its --short-context).",
     )
     asrpool_offset: float = Field(
         0.0,

@@ -40,7 +40,7 @@ from fastapi import WebSocket
 from starlette.types import Message
 from starlette.websockets import WebSocketState
 
-from asrpool_contract.audio_form import DRAFT_FIELD
+from asrpool_contract.audio_form import DRAFT_FIELD, LIVE_FIELD
 from asrpool_contract.wire import AsrpoolError, ErrorCode
 
 from .auth import ApiKeyAuth, bearer_token
@@ -391,8 +391,10 @@ class RealtimeSession:
     ) -> proto.Final:
         runner = self.pools.resolve(self.config.model or None)
         fields = [("model", runner.model), ("response_format", "json")]
-        if draft:
-            fields.append((DRAFT_FIELD, "true"))  # our worker decodes greedily
+        # Our worker decodes a draft greedily on a short encoder context, and may read a
+        # final (one utterance, cut at speech) on a short context too; other servers ignore
+        # both fields.
+        fields.append((DRAFT_FIELD, "true") if draft else (LIVE_FIELD, "true"))
         if logprobs:
             # OpenAI's form field; the worker answers OpenAI's list of {token, logprob, bytes}.
             fields.append(("include[]", "logprobs"))

@@ -42,6 +42,10 @@ CASES = [
     ("fox", DecodeOptions(timestamps=False, draft=True, prompt=SESSION)),
     ("meeting", DecodeOptions(timestamps=False, draft=True, prompt=MEETING)),
     ("library", DecodeOptions(timestamps=False, draft=True, offset_s=0.2)),
+    # Live finals: read on a short encoder context (a batch per length).
+    ("office", DecodeOptions(timestamps=False, live=True)),
+    ("children", DecodeOptions(timestamps=False, live=True, prompt=SESSION)),
+    ("station", DecodeOptions(timestamps=False, live=True, prompt=MEETING)),
 ]
 
 

@@ -66,6 +66,19 @@ def test_a_drafts_prompt_is_context_not_text(engine, samples):
     assert word_error_rate(SENTENCES["office"], prompted.text) <= 0.25
 
 
+def test_a_draft_after_a_minute_of_session_text_still_reads_its_words(engine, samples):
+    # A live session prompts each draft with its text so far (up to the router's limit):
+    # far more tokens than a short draft's own budget. CTranslate2 counts the prompt in
+    # max_length; a budget that did not add it refused every such draft.
+    session = " ".join(SENTENCES.values()) * 2
+    for name in ("fox", "station"):
+        start = samples[name][: samples[name].size // 3]
+        drafted = engine.transcribe(
+            start, DecodeOptions(timestamps=False, draft=True, prompt=session)
+        )
+        assert normalize(drafted.text).split()[:1] == normalize(SENTENCES[name]).split()[:1]
+
+
 @pytest.mark.parametrize(
     ("opts", "kwargs", "short"),
     [

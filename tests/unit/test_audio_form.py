@@ -9,6 +9,7 @@ import pytest
 
 from asrpool_contract.audio_form import (
     DRAFT_FIELD,
+    LIVE_FIELD,
     RESPONSE_FORMATS,
     AudioForm,
     ServerVad,
@@ -34,7 +35,7 @@ def test_every_field_docs_openai_md_lists_is_in_the_model_and_back() -> None:
         if row.startswith("| `")
         for name in re.findall(r"`([a-z_]+(?:\[\])?)`", row.split("|")[1])
     }
-    own = {DRAFT_FIELD, OFFSET_FIELD}  # asrpool's fields, between router and worker
+    own = {DRAFT_FIELD, LIVE_FIELD, OFFSET_FIELD}  # asrpool's fields, between router and worker
     assert documented - {"file"} == wire_names() - own
     assert own <= wire_names()
 

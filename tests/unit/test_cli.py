@@ -106,7 +106,9 @@ def test_local_passes_the_batching_flags_on_to_every_worker():
     assert flags[flags.index("--batch-window-ms") + 1] == "3.0"
 
 
-def _a_value_unlike(value: object, kind: type) -> object:
+def _a_value_unlike(value: object, kind: type, choices: tuple[str, ...] | None) -> object:
+    if choices:
+        return next(choice for choice in choices if choice != value)
     if kind is int:
         return 7
     if kind is float:
@@ -129,7 +131,7 @@ def test_every_worker_setting_given_to_local_reaches_every_worker(monkeypatch):
         if flag is None:
             continue
         kind = next(a for a in typing.get_args(hints[f.name]) or (hints[f.name],) if a)
-        value = _a_value_unlike(f.default, kind)
+        value = _a_value_unlike(f.default, kind, flag.choices)
         argv += [flag.option, str(value)]
         expected[f.name] = value
     assert {"num_workers", "max_batch", "max_upload_mb", "body_timeout_s"} <= expected.keys()

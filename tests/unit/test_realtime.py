@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from starlette.testclient import WebSocketTestSession
 
-from asrpool_contract.audio_form import DRAFT_FIELD
+from asrpool_contract.audio_form import DRAFT_FIELD, LIVE_FIELD
 from asrpool_router.auth import ApiKeyAuth
 from asrpool_router.dispatch import PoolRunner, Timeouts
 from asrpool_router.logic.pool import PoolPolicy
@@ -93,6 +93,7 @@ def test_a_committed_utterance_is_transcribed_by_the_pool_and_completed() -> Non
     assert final.pod == "http://a"
     assert ("model", MODEL) in final.fields and ("response_format", "json") in final.fields
     assert (DRAFT_FIELD, "true") not in final.fields  # a final is decoded in full
+    assert (LIVE_FIELD, "true") in final.fields  # one utterance: our worker may shorten it
     assert runner.snapshot().in_flight == 0
 
 

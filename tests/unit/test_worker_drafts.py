@@ -1,4 +1,4 @@
-"""Live partials on a short encoder context: its length, its token budget, loops trimmed."""
+"""Decodes on a short encoder context: its length (drafts, finals), token budget, loops trimmed."""
 
 from __future__ import annotations
 
@@ -27,6 +27,22 @@ def test_a_draft_encodes_its_audio_and_a_pad_within_floor_and_window(seconds, fr
 
 def test_the_context_is_always_even_for_the_encoders_stride():
     assert all(drafts.context_frames(n) % 2 == 0 for n in range(0, 40 * RATE, 1237))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "frames"),
+    [
+        (0.5, 2000),  # the floor: twenty seconds of context
+        (18.0, 2000),
+        (18.1, 2100),  # whole seconds (so finals of a length share a batch), two of them pad
+        (20.0, 2200),
+        (27.9, None),  # no room left for the pad: the whole window
+        (28.0, None),
+        (40.0, None),
+    ],
+)
+def test_a_final_encodes_its_whole_seconds_and_two_more_within_floor_and_window(seconds, frames):
+    assert drafts.final_context_frames(int(seconds * RATE)) == frames
 
 
 def test_the_token_budget_grows_with_the_audio_up_to_the_decoders_limit():

@@ -1,4 +1,4 @@
-"""Live partials decoded with a short encoder context: how much of the window, how many tokens.
+"""Decodes on a short encoder context: how much of the 30 s window a clip needs, how many tokens.
 
 Whisper's encoder is trained on 30 s windows, and faster-whisper pads every clip to one:
 on CPU that window is most of a partial's cost (0.3-0.4 s for tiny.en on one thread, for
@@ -12,8 +12,15 @@ Two things the full window gave for free are put back here:
 - a token budget from the audio's length, and ``trim_repetition`` for a draft that starts
   over anyway (a partial that reads the sentence twice is worse than a shorter one).
 
-Drafts are superseded by the utterance's final, which is always decoded on the full window:
-final transcripts are unchanged. Pure: called by ``engine.WhisperEngine``.
+Finals (the answer that stays) get a wider margin, ``final_context_frames``: at least 20 s
+and 2 s of silence after the speech, rounded up to whole seconds so that finals of similar
+length can share a batch. Everything else about a final is faster-whisper's own decode
+(beam search, temperature fallback, prompt), only its encoder reads fewer frames: on the
+test sentences the same words as the 30 s window at half the CPU
+(``bench/draft_context.py``). Which finals get it is the worker's ``--short-context``:
+live sessions' utterances (cut at speech by the router, so short by construction) by
+default, every clip that fits one window with ``all``. Pure: called by
+``engine.WhisperEngine``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,13 @@ MIN_CONTEXT_S = 6.0
 TOKENS_PER_SECOND = 6
 TOKENS_BASE = 8
 MAX_TOKENS = 448  # the decoder's own limit
+# Finals: a json answer (and a live final) is decoded without timestamp tokens, and so read
+# a short context less surely: at 15 s, one test sentence lost words in 5 of 8 processes;
+# at 20 s every sentence read as on the 30 s window in 8 of 8 (bench/draft_context.py).
+FINAL_PAD_S = 2
+FINAL_MIN_CONTEXT_S = 20
+# Which finals are read on that context (the worker's --short-context); partials always are.
+SHORT_CONTEXT_CHOICES = ("drafts", "live", "all")
 
 
 def context_frames(samples: int) -> int:
@@ -40,6 +54,13 @@ def context_frames(samples: int) -> int:
 def context_samples(samples: int) -> int:
     """Audio (speech and trailing silence) that fills ``context_frames`` of features."""
     return context_frames(samples) * WHISPER_SAMPLE_RATE // FRAMES_PER_SECOND
+
+
+def final_context_frames(samples: int) -> int | None:
+    """Encoder frames for a final of ``samples``; None when it needs the whole window."""
+    seconds = max(-(-samples // WHISPER_SAMPLE_RATE) + FINAL_PAD_S, FINAL_MIN_CONTEXT_S)
+    frames = seconds * FRAMES_PER_SECOND
+    return frames if frames < FULL_WINDOW_FRAMES else None
 
 
 def token_budget(samples: int) -> int:

@@ -12,7 +12,10 @@ shared with other requests (``batcher.py``); everything else, and every request 
 batching is off, takes the one-request path unchanged.
 
 Realtime partials (``draft``) in a known language skip the 30 s window: they are encoded
-on their own audio plus a second of silence (``drafts.py``), about 4× cheaper on CPU.
+on their own audio plus a second of silence (``drafts.py``), about 5× cheaper on CPU.
+Finals that fit one window may be encoded on a short context too (``short_context``:
+realtime sessions' finals by default, every such clip with ``all``): faster-whisper's own
+decode on a model copy whose encoder reads only the clip's frames (``ShortContext``).
 """
 
 from __future__ import annotations
@@ -107,6 +110,8 @@ class DecodeOptions:
     logprobs: bool = False
     # Decode from here (seconds): a streamed answer resumed on another pod.
     offset_s: float = 0.0
+    # A realtime session's final (the router cut it at speech): short by construction.
+    live: bool = False
 
 
 class WhisperEngine:
@@ -115,6 +120,9 @@ class WhisperEngine:
     # None: batching off. A class default, so engines built without __init__ (test stubs)
     # take the one-request path.
     _batcher: Batcher | None = None
+    # Which finals are read on a short encoder context (drafts.SHORT_CONTEXT_CHOICES); a
+    # class default for the same reason.
+    short_context: str = "live"
 
     def __init__(
         self,
@@ -125,8 +133,14 @@ class WhisperEngine:
         cpu_threads: int = 0,
         num_workers: int = 2,
         batching: BatchPolicy | None = None,
+        short_context: str = "live",
     ) -> None:
         from faster_whisper import WhisperModel
+
+        if short_context not in drafts.SHORT_CONTEXT_CHOICES:
+            choices = ", ".join(drafts.SHORT_CONTEXT_CHOICES)
+            raise ValueError(f"short_context must be one of {choices}")
+        self.short_context = short_context
 
         if not os.path.isdir(model_dir):
             raise AsrpoolError(
@@ -182,19 +196,35 @@ class WhisperEngine:
         offset, audio, kwargs = self._decode_args(samples, opts)
         if _short_context(opts, kwargs):
             return self._draft(audio, kwargs, opts)
+        frames = self._final_frames(audio, kwargs, opts)
         if self._batcher is None or not _batchable(kwargs):
-            head, segments = self._stream(self._model, offset, audio, kwargs, opts)
+            model = _on_model(self._model, frames=frames)
+            head, segments = self._stream(model, offset, audio, kwargs, opts)
             return _whole(head, segments, opts)
         arrival = self._batcher.expect()
         try:
             # faster-whisper's own transcribe, on a copy of the model whose two CTranslate2
-            # calls join a batch (batcher.py); the copy shares everything else.
-            model = copy.copy(self._model)
-            model.model = BatchedWhisper(self._model.model, self._batcher, arrival)
+            # calls join a batch (batcher.py); the copy shares everything else. Windows of
+            # different lengths never share a batch (the batcher keys on their shape).
+            batched = BatchedWhisper(self._model.model, self._batcher, arrival)
+            model = _on_model(self._model, batched=batched, frames=frames)
             head, segments = self._stream(model, offset, audio, kwargs, opts)
             return _whole(head, segments, opts)
         finally:
             arrival.close()
+
+    def _final_frames(
+        self, audio: np.ndarray, kwargs: dict[str, object], opts: DecodeOptions
+    ) -> int | None:
+        """The encoder frames this final is read on; None: the whole 30 s window.
+
+        Only one window's clip in a known language without word timing: language detection
+        and word alignment read the encoder output, and were measured on the full window.
+        """
+        wanted = self.short_context == "all" or (self.short_context == "live" and opts.live)
+        if not wanted or kwargs.get("language") is None or kwargs.get("word_timestamps"):
+            return None
+        return drafts.final_context_frames(audio.size)
 
     def _draft(
         self, audio: np.ndarray, kwargs: dict[str, object], opts: DecodeOptions
@@ -228,7 +258,8 @@ class WhisperEngine:
                 encoder_input,
                 [prompt],
                 beam_size=1,
-                max_length=drafts.token_budget(audio.size),
+                # CTranslate2 counts the prompt in max_length: the budget is for new tokens.
+                max_length=min(drafts.MAX_TOKENS, len(prompt) + drafts.token_budget(audio.size)),
                 suppress_blank=True,
                 suppress_tokens=[-1],
                 return_no_speech_prob=True,
@@ -283,7 +314,7 @@ class WhisperEngine:
             segments=[],
             task=opts.task,
         )
-        return head, self._segments(raw_segments, offset)
+        return head, self._segments(raw_segments, offset, head.duration)
 
     def _decode_args(
         self, samples: np.ndarray, opts: DecodeOptions
@@ -314,12 +345,12 @@ class WhisperEngine:
             kwargs["temperature"] = opts.temperature
         return offset, audio, kwargs
 
-    def _segments(self, raw: Iterator[object], offset: float) -> Iterator[Segment]:
+    def _segments(self, raw: Iterator[object], offset: float, end: float) -> Iterator[Segment]:
         index = 0
         with _oom_as_gpu_oom():
             for s in raw:
                 if getattr(s, "no_speech_prob", 0.0) < NO_SPEECH_GATE:
-                    yield _segment(index, s, offset)
+                    yield _segment(index, s, offset, end)
                     index += 1
 
     def _language(self, audio: np.ndarray, opts: DecodeOptions) -> str | None:
@@ -341,6 +372,47 @@ class WhisperEngine:
         _best, _p, ranked = self._model.detect_language(audio)
         allowed = [(code, p) for code, p in ranked if code in opts.languages]
         return max(allowed, key=lambda item: item[1])[0] if allowed else opts.languages[0]
+
+
+class ShortContext:
+    """Stands in for ``ctranslate2.models.Whisper`` in one request: encodes fewer frames.
+
+    faster-whisper pads every window's features to 30 s before ``encode``; this keeps the
+    first ``frames`` of them (the clip and its margin: ``drafts.final_context_frames``), so
+    the encoder runs on that length, as whisper.cpp's ``audio_ctx`` does. ``generate`` and
+    the rest read the shorter encoder output unchanged. ``model`` may be a
+    ``BatchedWhisper``.
+    """
+
+    def __init__(self, model: Any, frames: int) -> None:
+        self._model = model
+        self._frames = frames
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def encode(self, features: Any, to_cpu: bool = False) -> Any:
+        import ctranslate2
+
+        # A CPU StorageView that faster-whisper made from numpy; the slice is copied, and
+        # kept alive until encode has read it.
+        kept = np.ascontiguousarray(np.asarray(features)[..., : self._frames], dtype=np.float32)
+        return self._model.encode(ctranslate2.StorageView.from_array(kept), to_cpu=to_cpu)
+
+
+def _on_model(model: Any, *, batched: Any = None, frames: int | None = None) -> Any:
+    """A shallow copy of faster-whisper's model whose CTranslate2 calls go through wrappers.
+
+    The copy shares the weights, tokenizer and feature extractor; only ``.model`` differs.
+    """
+    inner = batched if batched is not None else model.model
+    if frames is not None:
+        inner = ShortContext(inner, frames)
+    if inner is model.model:
+        return model
+    copied = copy.copy(model)
+    copied.model = inner
+    return copied
 
 
 def _short_context(opts: DecodeOptions, kwargs: dict[str, object]) -> bool:
@@ -382,13 +454,23 @@ def _oom_as_gpu_oom() -> Iterator[None]:
         raise
 
 
-def _segment(index: int, s: object, offset: float = 0.0) -> Segment:
+def _segment(index: int, s: object, offset: float = 0.0, end: float = float("inf")) -> Segment:
+    """faster-whisper's segment, in upload time; no time past the audio's ``end``.
+
+    The model may write a last timestamp in the silence after the speech, past the end of
+    the clip (seen on short encoder contexts); an answer never says a word ends after the
+    audio does.
+    """
     words = getattr(s, "words", None)
+
+    def at(seconds: float) -> float:
+        return min(offset + seconds, end)
+
     return Segment(
         id=index,
         seek=int(getattr(s, "seek", 0)),
-        start=offset + float(getattr(s, "start", 0.0)),
-        end=offset + float(getattr(s, "end", 0.0)),
+        start=at(float(getattr(s, "start", 0.0))),
+        end=at(float(getattr(s, "end", 0.0))),
         text=str(getattr(s, "text", "")),
         tokens=[int(t) for t in getattr(s, "tokens", [])],
         temperature=float(getattr(s, "temperature", 0.0) or 0.0),
@@ -398,7 +480,7 @@ def _segment(index: int, s: object, offset: float = 0.0) -> Segment:
         words=None
         if words is None
         else [
-            Word(str(w.word), offset + float(w.start), offset + float(w.end), float(w.probability))
+            Word(str(w.word), at(float(w.start)), at(float(w.end)), float(w.probability))
             for w in words
         ],
     )

@@ -48,6 +48,7 @@ def parse_request(fields: dict[str, list[str]], *, task: str, served_model: str)
             # A stream sends a delta per segment: without timestamps a clip is one segment.
             timestamps=form.stream or form.response_format in ("srt", "vtt", "verbose_json"),
             draft=form.asrpool_draft,
+            live=form.asrpool_live,
             vad=_vad(form.chunking_strategy),
             logprobs=form.logprobs,
             offset_s=form.asrpool_offset,

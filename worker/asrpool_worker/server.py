@@ -23,6 +23,7 @@ def load_engine(settings: WorkerSettings, model_dir: str) -> WhisperEngine:
         cpu_threads=settings.cpu_threads,
         num_workers=settings.num_workers,
         batching=settings.batch_policy,
+        short_context=settings.short_context,
     )
 
 

@@ -8,6 +8,7 @@ from asrpool_contract.server_limits import ServerLimits
 from asrpool_contract.settings_flags import flagged
 
 from .batching import BatchPolicy
+from .drafts import SHORT_CONTEXT_CHOICES
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,17 @@ class WorkerSettings(ServerLimits):
         "ASRPOOL_BATCH_WINDOW_MS",
         "with --max-batch: the longest a request waits for others to join its batch; a "
         "request with nothing else on its way never waits (default: 10)",
+    )
+    # Finals on a short encoder context (drafts.py): half the CPU on the test
+    # sentences, the same words (bench/draft_context.py).
+    short_context: str = flagged(
+        "live",
+        "--short-context",
+        "ASRPOOL_SHORT_CONTEXT",
+        "which finals that fit one window are encoded on their own length plus 2 s (at "
+        "least 20 s) instead of 30 s: drafts (none; partials always are), live (realtime "
+        "sessions' utterances) or all (every such clip) (default: live)",
+        choices=SHORT_CONTEXT_CHOICES,
     )
     memory_budget_mb: float = flagged(
         0.0,
