@@ -173,8 +173,9 @@ SCENARIOS = [
         "realtime",
         "Realtime at 1, 4 and 8 streams",
         "The same synthesized recording streamed at real-time pace by N sessions at once: "
-        "the first text's delay after the first spoken word ends, the gaps between partials, "
-        "the final WER. asrpool: `asrpool local --workers 2` (`bench/realtime_latency.py`); "
+        "the first text's delay after the first spoken word ends, the gaps between partials "
+        "(also within one utterance, where the pauses between sentences do not count), the "
+        "final WER. asrpool: `asrpool local --workers 2` (`bench/realtime_latency.py`); "
         "peers WhisperLive and WhisperLiveKit on the same tiny.en directory, CPU "
         "(`bench/realtime_peers.py`), each server alone on the machine while measured. A "
         "first text at or below 0 s is a partial that already showed the first word before "
@@ -195,6 +196,7 @@ SCENARIOS = [
             Column("gap_p95_s", "partial gap p95 s"),
             Column("lag_p50_s", "partial lag p50 s"),
             Column("lag_p95_s", "partial lag p95 s"),
+            Column("speaking_gap_p50_s", "gap p50 within an utterance s"),
             Column("wer", "final WER", "{:.3f}"),
         ),
         ratio=("first_text_s", "gap_p95_s"),
