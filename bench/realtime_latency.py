@@ -29,8 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import numpy as np
@@ -41,6 +43,24 @@ from bench.results import Results
 from tests.support.procs import LocalPool, start_local
 from tests.support.realtime_client import COMPLETED, DELTA, open_session, read_wav16
 from tests.support.speech import SENTENCES, synthesize, word_error_rate
+
+# Sessions of a round start this far apart: people do not start speaking on one beat, and
+# sessions in lockstep would send drafts of one length at one moment, which flatters
+# batching (and bursts harm the rest). Not a multiple of the partial cadence.
+STAGGER_S = 0.37
+
+R = TypeVar("R")
+
+
+def started_apart(n: int, stagger_s: float, session: Callable[[], R]) -> list[R]:
+    """``n`` sessions at once, the i-th started ``i × stagger_s`` after the first."""
+
+    def one(i: int) -> R:
+        time.sleep(i * stagger_s)
+        return session()
+
+    with concurrent.futures.ThreadPoolExecutor(n) as ex:
+        return list(ex.map(one, range(n)))
 
 
 def spoken(sentences: int) -> str:
@@ -125,19 +145,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=1,
+        help="each worker's --max-batch: drafts of several sessions share engine calls",
+    )
+    parser.add_argument(
+        "--per-pod", type=int, help="the router's --per-pod (default: asrpool local's)"
+    )
     parser.add_argument("--repeat", type=int, default=2, help="the six sentences, N times")
     parser.add_argument(
         "--with-upload", action="store_true", help="a batch upload alongside each round"
     )
     parser.add_argument("--sentences", type=int, default=len(SENTENCES), help="in the recording")
+    parser.add_argument("--stagger-s", type=float, default=STAGGER_S, help="between session starts")
     parser.add_argument("--json", type=Path, help="also write the numbers here (bench/results.py)")
+    parser.add_argument("--system", default="asrpool", help="the name its rows get in the report")
     args = parser.parse_args()
-    results = Results("realtime", {"streams": args.streams, "workers": args.workers})
+    results = Results(
+        "realtime",
+        {"streams": args.streams, "workers": args.workers, "max_batch": args.max_batch},
+    )
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         path = recording(tmp, args.repeat, args.sentences)
         samples = read_wav16(path)
-        pool = start_local(tmp, workers=args.workers)
+        local = ["--max-batch", str(args.max_batch)]
+        if args.per_pod is not None:
+            local += ["--per-pod", str(args.per_pod)]
+        pool = start_local(tmp, *local, workers=args.workers)
         try:
             word_end, offline = first_word_end(pool, path)
             reference = " ".join([spoken(args.sentences)] * args.repeat)
@@ -152,9 +189,11 @@ def main() -> None:
             )
             for n in args.streams:
                 time.sleep(2)
-                with concurrent.futures.ThreadPoolExecutor(n + 1) as ex:
+                with concurrent.futures.ThreadPoolExecutor(1) as ex:
                     upload = ex.submit(upload_seconds, pool, path) if args.with_upload else None
-                    runs = list(ex.map(lambda _: one_stream(pool, samples, word_end), range(n)))
+                    runs = started_apart(
+                        n, args.stagger_s, lambda: one_stream(pool, samples, word_end)
+                    )
                     upload_s = upload.result() if upload is not None else None
                 first = statistics.median(r.first for r in runs)
                 p50 = statistics.median(r.gap_median for r in runs)
@@ -177,7 +216,7 @@ def main() -> None:
                     line += f" {upload_s:6.1f}s"
                 print(line, flush=True)
                 results.add(
-                    "asrpool",
+                    args.system,
                     {"streams": n},
                     {"first_text_s": first, "gap_p50_s": p50, "gap_p95_s": p95,
                      "lag_p50_s": lag50, "lag_p95_s": lag95, "speaking_gap_p50_s": sp50,

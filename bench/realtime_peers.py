@@ -26,7 +26,6 @@ Not part of ``make test``.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import statistics
 import sys
@@ -41,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.peers import realtime_clients, venvs
 from bench.peers.process import PeerProcess, peer_process
-from bench.realtime_latency import recording, spoken
+from bench.realtime_latency import STAGGER_S, recording, spoken, started_apart
 from bench.results import Results
 from tests.support.procs import free_port
 from tests.support.realtime_client import read_wav16
@@ -112,6 +111,7 @@ def main() -> None:
     parser.add_argument("--peer", action="append", choices=PEERS)
     parser.add_argument("--sentences", type=int, default=len(SENTENCES), help="in the recording")
     parser.add_argument("--json", type=Path, help="also write the numbers here (bench/results.py)")
+    parser.add_argument("--stagger-s", type=float, default=STAGGER_S, help="between session starts")
     parser.add_argument("--no-install-peers", dest="install_peers", action="store_false")
     args = parser.parse_args()
     results = Results("realtime", {"streams": args.streams, "sentences": args.sentences})
@@ -134,8 +134,7 @@ def main() -> None:
                     session(samples[: RATE * 2])  # one short session first: lazy loads
                     for n in args.streams:
                         time.sleep(2)
-                        with concurrent.futures.ThreadPoolExecutor(n) as ex:
-                            runs = list(ex.map(lambda _: session(samples), range(n)))
+                        runs = started_apart(n, args.stagger_s, lambda: session(samples))
                         record(results, peer, n, runs, word_end, reference)  # type: ignore[arg-type]
                         results.write(args.json)
             except (RuntimeError, TimeoutError, OSError) as exc:

@@ -93,10 +93,43 @@ def test_batched_transcripts_equal_one_at_a_time_decoding(plain, batching, sampl
         assert shared == one, (name, opts)
     assert all(t.text.strip() for t in together)
     formed = batches(batching) - before
-    # Partials (draft) take their own short-context path (drafts.py), never a batch.
-    batchable = [opts for _, opts in CASES if not opts.draft]
-    assert sum(n * count for (n, _), count in formed.items()) == len(batchable)
+    # Every case goes through the batcher: partials (drafts.py) batch with drafts of their
+    # context length, finals with finals.
+    assert sum(n * count for (n, _), count in formed.items()) == len(CASES)
     assert any(n > 1 for n, _ in formed), formed  # they really shared engine calls
+
+
+def test_drafts_of_several_sessions_share_an_engine_call_and_read_as_alone(
+    plain, batching, samples
+):
+    # Four sessions' partials at once, each with its own text so far: one context length
+    # (the first seconds of each sentence), prompts of two lengths (one generate each).
+    drafts_now = [
+        (name, DecodeOptions(timestamps=False, draft=True, prompt=prompt))
+        for name, prompt in (("fox", SESSION), ("meeting", MEETING), ("office", SESSION),
+                             ("station", None))
+    ]  # fmt: skip
+    heads = {name: samples[name][: 2 * audio.SAMPLE_RATE] for name, _ in drafts_now}
+    alone = [plain.transcribe(heads[name], opts) for name, opts in drafts_now]
+    start = threading.Barrier(len(drafts_now))
+
+    def decode(case: tuple[str, DecodeOptions]):  # type: ignore[no-untyped-def]
+        start.wait()
+        return batching.transcribe(heads[case[0]], case[1])
+
+    seen: list[int] = []
+    for _ in range(3):  # threads may start apart; one round of the three sharing suffices
+        before = batches(batching)
+        with ThreadPoolExecutor(len(drafts_now)) as pool:
+            together = list(pool.map(decode, drafts_now))
+        assert together == alone
+        formed = batches(batching) - before
+        assert sum(n * count for (n, _), count in formed.items()) == len(drafts_now)
+        seen.extend(n for n, _ in formed)
+        if max(seen) > 1:
+            break
+    assert max(seen) > 1, seen
+    assert all(t.text.strip() for t in alone)
 
 
 def test_a_lone_request_is_sent_without_waiting_for_the_window(batching, samples):
@@ -175,8 +208,7 @@ def test_a_burst_of_mixed_requests_is_answered_as_without_batching(tmp_path, spe
     batchable = sum(
         1
         for _, f in MIXED
-        if f["response_format"] in ("json", "text")
-        and not {"stream", "include[]", "asrpool_draft"} & f.keys()  # drafts: drafts.py
+        if f["response_format"] in ("json", "text") and not {"stream", "include[]"} & f.keys()
     )
     assert windows == batchable  # every batchable request went through the batcher
     assert calls < windows, (calls, windows)  # and some of them shared an engine call

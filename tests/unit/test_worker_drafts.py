@@ -14,13 +14,15 @@ RATE = 16_000
     [
         (0.5, 600),  # the floor: six seconds of context
         (4.0, 600),
-        (5.5, 650),  # speech + one second of silence
-        (12.0, 1300),
-        (29.5, 3000),  # never more than Whisper's window
+        (5.0, 600),  # speech + one second of silence: exactly the floor
+        (5.5, 800),  # 6.5 s, rounded up to whole two-second buckets
+        (7.0, 800),
+        (12.0, 1400),
+        (28.5, 3000),  # never more than Whisper's window
         (40.0, 3000),
     ],
 )
-def test_a_draft_encodes_its_audio_and_a_pad_within_floor_and_window(seconds, frames):
+def test_a_draft_encodes_its_audio_and_a_pad_in_buckets_within_floor_and_window(seconds, frames):
     assert drafts.context_frames(int(seconds * RATE)) == frames
     assert drafts.context_samples(int(seconds * RATE)) == frames * 160
 
@@ -49,6 +51,13 @@ def test_the_token_budget_grows_with_the_audio_up_to_the_decoders_limit():
     assert drafts.token_budget(0) == 8
     assert drafts.token_budget(5 * RATE) == 38
     assert drafts.token_budget(600 * RATE) == 448
+
+
+def test_a_batch_max_length_fits_the_longest_prompt_and_budget_of_any_draft_of_its_context():
+    longest_prompt = 1 + drafts.PROMPT_TOKENS + drafts.PROMPT_FRAME
+    for samples in range(0, 30 * RATE + 1, 997):  # a draft is at most one window
+        shared = drafts.batch_max_length(drafts.context_frames(samples))
+        assert longest_prompt + drafts.token_budget(samples) <= shared <= drafts.MAX_TOKENS
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ shared with other requests (``batcher.py``); everything else, and every request 
 batching is off, takes the one-request path unchanged.
 
 Realtime partials (``draft``) in a known language skip the 30 s window: they are encoded
-on their own audio plus a second of silence (``drafts.py``), about 5× cheaper on CPU.
+on their own audio plus a second of silence (``drafts.py``), about 4× cheaper on CPU; with
+batching on, drafts of one context length share engine calls too.
 Finals that fit one window may be encoded on a short context too (``short_context``:
 realtime sessions' finals by default, every such clip with ``all``): faster-whisper's own
 decode on a model copy whose encoder reads only the clip's frames (``ShortContext``).
@@ -40,7 +41,7 @@ from asrpool_contract.wire import (
 )
 
 from . import drafts
-from .batcher import BatchedWhisper, Batcher, BatchObserver
+from .batcher import BatchedWhisper, Batcher, BatchObserver, Window
 from .batching import BatchPolicy
 
 log = logging.getLogger(__name__)
@@ -229,43 +230,59 @@ class WhisperEngine:
     def _draft(
         self, audio: np.ndarray, kwargs: dict[str, object], opts: DecodeOptions
     ) -> Transcript:
-        """A live partial on a short encoder context (drafts.py): one segment, greedy."""
-        import ctranslate2
+        """A live partial on a short encoder context (drafts.py): one segment, greedy.
+
+        With batching on, drafts of one context length from different sessions share an
+        engine call (``Batcher``); each reads exactly what it would alone.
+        """
         from faster_whisper.tokenizer import Tokenizer
 
-        language = kwargs["language"]
-        tokenizer = Tokenizer(
-            self._model.hf_tokenizer,
-            self.multilingual,
-            task=opts.task,
-            language=language if isinstance(language, str) else None,
-        )
-        padded = np.zeros(drafts.context_samples(audio.size) + 2 * HOP, dtype=np.float32)
-        padded[: audio.size] = audio
-        features = self._model.feature_extractor(padded, padding=0)
-        frames = drafts.context_frames(audio.size)
-        encoder_input = ctranslate2.StorageView.from_array(
-            np.ascontiguousarray(features[None, :, :frames], dtype=np.float32)
-        )
-        prompt: list[int] = []
-        if opts.prompt:
-            # As faster-whisper's initial_prompt: the text before, at most half the context.
-            previous = tokenizer.encode(" " + opts.prompt.strip())
-            prompt = [tokenizer.sot_prev, *previous[-(drafts.MAX_TOKENS // 2 - 1) :]]
-        prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-        with _oom_as_gpu_oom():
-            (result,) = self._model.model.generate(
-                encoder_input,
-                [prompt],
-                beam_size=1,
-                # CTranslate2 counts the prompt in max_length: the budget is for new tokens.
-                max_length=min(drafts.MAX_TOKENS, len(prompt) + drafts.token_budget(audio.size)),
-                suppress_blank=True,
-                suppress_tokens=[-1],
-                return_no_speech_prob=True,
+        batcher = self._batcher
+        arrival = batcher.expect() if batcher is not None else None
+        try:
+            language = kwargs["language"]
+            tokenizer = Tokenizer(
+                self._model.hf_tokenizer,
+                self.multilingual,
+                task=opts.task,
+                language=language if isinstance(language, str) else None,
             )
+            frames = drafts.context_frames(audio.size)
+            padded = np.zeros(frames * HOP + 2 * HOP, dtype=np.float32)
+            padded[: audio.size] = audio[: padded.size]
+            features = self._model.feature_extractor(padded, padding=0)
+            features = np.ascontiguousarray(features[None, :, :frames], dtype=np.float32)
+            prompt: list[int] = []
+            if opts.prompt:
+                # As faster-whisper's initial_prompt, the text before; only its end.
+                previous = tokenizer.encode(" " + opts.prompt.strip())
+                prompt = [tokenizer.sot_prev, *previous[-drafts.PROMPT_TOKENS :]]
+            prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+            budget = drafts.token_budget(audio.size)
+            settings: dict[str, Any] = {
+                "beam_size": 1,
+                "suppress_blank": True,
+                "suppress_tokens": [-1],
+                "return_no_speech_prob": True,
+            }
+            with _oom_as_gpu_oom():
+                if batcher is not None and arrival is not None:
+                    settings["max_length"] = drafts.batch_max_length(frames)
+                    result = batcher.submit(Window(features), prompt, settings, arrival)
+                else:
+                    import ctranslate2
+
+                    # CTranslate2 counts the prompt in max_length: the budget is for new tokens.
+                    settings["max_length"] = min(drafts.MAX_TOKENS, len(prompt) + budget)
+                    (result,) = self._model.model.generate(
+                        ctranslate2.StorageView.from_array(features), [prompt], **settings
+                    )
+        finally:
+            if arrival is not None:
+                arrival.close()
+        tokens = list(result.sequences_ids[0][:budget])
         duration = audio.size / SAMPLE_RATE
-        text = drafts.trim_repetition(tokenizer.decode(result.sequences_ids[0]).strip())
+        text = drafts.trim_repetition(tokenizer.decode(tokens).strip())
         segments = []
         if text and result.no_speech_prob < NO_SPEECH_GATE:
             segments.append(
@@ -275,7 +292,7 @@ class WhisperEngine:
                     start=0.0,
                     end=duration,
                     text=" " + text,
-                    tokens=list(result.sequences_ids[0]),
+                    tokens=tokens,
                     temperature=0.0,
                     avg_logprob=0.0,
                     compression_ratio=0.0,
