@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -68,8 +67,7 @@ def main() -> int:
             seeds = list(range(1, args.seeds + 1)) if noisy else [None]
             for rule in (OperatorRule, HpaRule):
                 runs = [
-                    simulate(TRACE, rule(replace(policy), PER_POD), replicas=1, seed=s, **kw)
-                    for s in seeds
+                    simulate(TRACE, rule(policy, PER_POD), replicas=1, seed=s, **kw) for s in seeds
                 ]
                 print(_row(name, "Poisson" if noisy else "fluid", runs))
                 mean = statistics.fmean

@@ -27,8 +27,9 @@ Peers:
 
 Reported per pool size and peer: p50/p99 latency and success of short and long uploads,
 realtime partial gaps (p95) and the lag of the last final after the audio ended, the
-makespan (first arrival to last answer), and the pool's efficiency: the offered decode work
-(GPU-seconds) over pods × makespan.
+makespan (first arrival to the last upload's answer: the live sessions, which only asrpool
+serves, last as long as their recording and are not in the offered work), and the pool's
+efficiency: the offered decode work (GPU-seconds) over pods × makespan.
 
 Run: .venv/bin/python bench/pool_efficiency.py [--pods 8 16 32 64] [--seconds 60] [--speed 10]
 Not part of ``make test``.
@@ -233,7 +234,8 @@ def run(
             f.result()
     tally.gaps, tally.final_lag = tally_live.gaps, tally_live.final_lag
     tally.sessions_failed = tally_live.sessions_failed
-    tally.last_done = max(tally.last_done, tally_live.last_done)
+    # The makespan is the uploads' (the offered work): the live sessions run for as long as
+    # their recording, and only asrpool serves them.
     tally.first_at = min(tally.first_at, t0)
     return tally
 
